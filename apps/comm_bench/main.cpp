@@ -1,0 +1,225 @@
+// comm_bench: point-to-point and collective bandwidth and latency over the
+// paralab communication layer (MPI on the CPU, NCCL on CUDA), nccl-tests
+// style. Its per-iteration times calibrate lib/sim's network models.
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "collectives.hpp"
+#include "comm/comm.hpp"
+#include "core/options.hpp"
+#include "core/stats.hpp"
+#include "core/timer.hpp"
+#include "harness/app.hpp"
+#include "harness/table.hpp"
+
+namespace paralab::comm_bench {
+namespace {
+
+struct Options {
+  uint64_t min_bytes = 1024;
+  uint64_t max_bytes = 64 << 20;
+  uint64_t step_factor = 4;
+  std::string op = "allreduce";
+  std::string dtype = "f32";
+};
+
+void add_options(CLI::App& cli, Options& o) {
+  add_size_option(cli, "-b,--min-bytes", o.min_bytes, "Smallest message size in bytes (8k, 1M...)");
+  add_size_option(cli, "-e,--max-bytes", o.max_bytes, "Largest message size in bytes");
+  cli.add_option("-f,--step-factor", o.step_factor, "Multiply the size by this between points")
+      ->check(CLI::Range(uint64_t{2}, uint64_t{1} << 20))->capture_default_str();
+  cli.add_option("--op", o.op,
+                 "Operation: sendrecv, alltoall, alltoallv, allreduce, allgather, reducescatter "
+                 "or all")
+      ->check(CLI::IsMember({"sendrecv", "alltoall", "alltoallv", "allreduce", "allgather",
+                             "reducescatter", "all"}))
+      ->capture_default_str();
+  cli.add_option("-d,--dtype", o.dtype, "Element type: f32, f64, bf16, i32, i64, u8")
+      ->check(CLI::IsMember({"f32", "f64", "bf16", "i32", "i64", "u8"}))->capture_default_str();
+}
+
+std::vector<uint64_t> size_sweep(const Options& o) {
+  if (o.min_bytes == 0) throw UsageError("--min-bytes must be at least 1");
+  if (o.min_bytes > o.max_bytes)
+    throw UsageError("--min-bytes (" + std::to_string(o.min_bytes) + ") is larger than --max-bytes (" +
+                     std::to_string(o.max_bytes) + ")");
+  std::vector<uint64_t> sizes;
+  for (uint64_t s = o.min_bytes; s <= o.max_bytes; s *= o.step_factor) {
+    sizes.push_back(s);
+    if (s > o.max_bytes / o.step_factor) break;
+  }
+  return sizes;
+}
+
+// Everything one sweep point measured, as rank 0 records it.
+struct PointResult {
+  Summary time_s;
+  double algbw_GBps = 0, busbw_GBps = 0;
+  int64_t wrong = -1;  // -1: not checked
+};
+
+void fill_send(Buffers& b, const Layout& l, DType type, int rank) {
+  std::vector<unsigned char> host(l.send_count * dtype_size(type));
+  for (size_t i = 0; i < l.send_count; ++i) store(type, host.data(), i, send_value(rank, i));
+  b.send.upload(host.data(), host.size());
+}
+
+// Runs the operation once on freshly filled buffers and counts, over all
+// ranks, the receive elements that differ from the expected values.
+int64_t check_point(const Collective& op, comm::Communicator& c, Buffers& b, const Layout& l,
+                    DType type) {
+  const size_t es = dtype_size(type);
+  std::vector<unsigned char> host(l.recv_count * es, 0xff);  // poison: unwritten elements fail
+  b.recv.upload(host.data(), host.size());
+  fill_send(b, l, type, c.rank());
+  op.run(c, b, l, type);
+  c.synchronize();
+  b.recv.download(host.data(), host.size());
+  // bf16 sums over more than 16 ranks round partial sums; allow that rounding.
+  const int n = c.size();
+  const double tolerance = type == DType::bf16 && n > 16 ? (n - 1) * 16.0 * n / 256.0 : 0.0;
+  int64_t wrong = 0;
+  for (size_t i = 0; i < l.recv_count; ++i) {
+    const double got = load(type, host.data(), i);
+    if (!(std::fabs(got - op.expected(l, c.rank(), n, i, type)) <= tolerance)) ++wrong;
+  }
+  c.allreduce(&wrong, &wrong, 1, DType::i64, comm::ReduceOp::sum);
+  return wrong;
+}
+
+std::vector<double> time_iterations(const Collective& op, comm::Communicator& c, Buffers& b,
+                                    const Layout& l, DType type, int warmup, int iters) {
+  for (int i = 0; i < warmup; ++i) op.run(c, b, l, type);
+  c.synchronize();
+  std::vector<double> seconds;
+  for (int i = 0; i < iters; ++i) {
+    c.barrier();
+    Stopwatch watch;
+    op.run(c, b, l, type);
+    c.synchronize();
+    seconds.push_back(watch.seconds());
+  }
+  return seconds;
+}
+
+void record(App& app, const Collective& op, DType type, const Layout& l, const PointResult& r,
+            const TimeMatrix& times, double factor) {
+  results::Group g = app.add_point();
+  g.attr("parameters", std::vector<std::string>{"op", "dtype", "bytes", "ranks"});
+  g.attr("op", std::string(op.name));
+  g.attr("dtype", std::string(dtype_name(type)));
+  g.attr("bytes", static_cast<int64_t>(l.bytes));
+  g.attr("count", static_cast<int64_t>(l.bytes / dtype_size(type)));
+  g.attr("ranks", app.world().size());
+  g.attr("iters", static_cast<int64_t>(times.iterations));
+  g.attr("time_us_median", r.time_s.median * 1e6);
+  g.attr("time_us_min", r.time_s.min * 1e6);
+  g.attr("time_us_max", r.time_s.max * 1e6);
+  g.attr("time_us_p95", r.time_s.p95 * 1e6);
+  g.attr("time_us_mean", r.time_s.mean * 1e6);
+  g.attr("algbw_GBps", r.algbw_GBps);
+  g.attr("busbw_GBps", r.busbw_GBps);
+  g.attr("bus_factor", factor);
+  g.attr("wrong", r.wrong);
+  g.dataset("time_s", times.values, {times.iterations, times.ranks}, "s", "iteration,rank");
+}
+
+Table make_table(const World& world) {
+  return Table(world, {{"size", "(B)", 12},
+                       {"count", "(elements)", 12},
+                       {"type", "", 5},
+                       {"time", "(us)", 10},
+                       {"min", "(us)", 10},
+                       {"max", "(us)", 10},
+                       {"algbw", "(GB/s)", 8},
+                       {"busbw", "(GB/s)", 8},
+                       {"#wrong", "", 7}});
+}
+
+// Runs every size of one operation; returns the total count of wrong elements.
+int64_t run_operation(App& app, comm::Communicator& c, const Collective& op, DType type,
+                      const std::vector<uint64_t>& sizes) {
+  const auto& common = app.common();
+  const double factor = op.bus_factor(c.size());
+  Table table = make_table(app.world());
+  app.world().printf("#\n# %s\n", std::string(op.name).c_str());
+  table.print_header();
+  int64_t wrong_total = 0;
+  double busbw_sum = 0;
+  int points = 0;
+  for (uint64_t size : sizes) {
+    const Layout l = op.layout(size, dtype_size(type), c.rank(), c.size());
+    if (l.bytes == 0) {
+      app.world().printf("# %llu B: skipped, less than one %s element per rank\n",
+                         static_cast<unsigned long long>(size), std::string(dtype_name(type)).c_str());
+      continue;
+    }
+    Buffers b{Buffer(c.device(), l.send_count * dtype_size(type)),
+              Buffer(c.device(), l.recv_count * dtype_size(type))};
+    fill_send(b, l, type, c.rank());
+    auto local = time_iterations(op, c, b, l, type, common.warmup, common.iters);
+    PointResult r;
+    if (common.check) wrong_total += r.wrong = check_point(op, c, b, l, type);
+    TimeMatrix times = gather_samples(app.world().comm(), local);
+    if (app.world().is_root()) {
+      r.time_s = summarize(times.max_over_ranks());
+      r.algbw_GBps = static_cast<double>(l.bytes) / r.time_s.median / 1e9;
+      r.busbw_GBps = r.algbw_GBps * factor;
+      record(app, op, type, l, r, times, factor);
+      busbw_sum += r.busbw_GBps;
+      ++points;
+      table.print_row({cell("%zu", l.bytes), cell("%zu", l.bytes / dtype_size(type)),
+                       std::string(dtype_name(type)), cell("%.2f", r.time_s.median * 1e6),
+                       cell("%.2f", r.time_s.min * 1e6), cell("%.2f", r.time_s.max * 1e6),
+                       cell("%.3f", r.algbw_GBps), cell("%.3f", r.busbw_GBps),
+                       common.check ? cell("%lld", static_cast<long long>(r.wrong)) : "N/A"});
+    }
+  }
+  if (points > 0) app.world().printf("# %s: average bus bandwidth %.3f GB/s\n",
+                                     std::string(op.name).c_str(), busbw_sum / points);
+  return wrong_total;
+}
+
+void run(App& app) {
+  Options o;
+  add_options(app.cli(), o);
+  app.parse();
+  const std::vector<uint64_t> sizes = size_sweep(o);
+  const DType type = parse_dtype(o.dtype);
+  std::vector<const Collective*> ops;
+  if (o.op == "all")
+    for (const auto& c : collectives()) ops.push_back(&c);
+  else
+    ops.push_back(&find_collective(o.op));
+
+  auto comm = comm::make_communicator(app.common().device, app.world().comm());
+  app.open_results(comm->backend());
+  World& world = app.world();
+  world.printf("# comm_bench: %d ranks on %zu host(s), backend %s, device %s\n", world.size(),
+               world.hosts().size(), std::string(comm->backend()).c_str(),
+               std::string(device_label(app.common().device)).c_str());
+  world.printf("# sizes %s..%s bytes x%llu, %d iterations (+%d warm-up), check %s\n",
+               format_size(o.min_bytes).c_str(), format_size(o.max_bytes).c_str(),
+               static_cast<unsigned long long>(o.step_factor), app.common().iters,
+               app.common().warmup, app.common().check ? "on" : "off");
+  int64_t wrong = 0;
+  for (const Collective* op : ops) wrong += run_operation(app, *comm, *op, type, sizes);
+  app.finish();
+  if (app.common().check) {
+    world.printf("# check: %s (%lld wrong elements)\n", wrong == 0 ? "passed" : "FAILED",
+                 static_cast<long long>(wrong));
+    if (wrong != 0) throw CheckFailed(std::to_string(wrong) + " elements differ from the reference");
+  }
+}
+
+}  // namespace
+}  // namespace paralab::comm_bench
+
+int main(int argc, char** argv) {
+  return paralab::run_app(argc, argv,
+                          {"comm_bench", "paralab comm_bench: point-to-point and collective "
+                                         "bandwidth and latency (nccl-tests style)"},
+                          paralab::comm_bench::run);
+}

@@ -1,0 +1,60 @@
+// errors.hpp: exit codes and the exceptions that map to them.
+//
+// The rule that keeps MPI runs from hanging: an exception whose scope is
+// Scope::all_ranks must be thrown by every rank at the same point (option
+// validation that every rank performs identically, or a decision taken with
+// agree()). run_app() then prints it once, from rank 0, and every rank exits
+// with its code. Anything else (Scope::this_rank, std::exception) aborts the
+// whole job with MPI_Abort, so a failure on one rank never leaves the others
+// waiting.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace paralab {
+
+enum class ExitCode : int { ok = 0, usage = 1, check_failed = 2, runtime = 3 };
+
+enum class Scope { all_ranks, this_rank };
+
+class Error : public std::runtime_error {
+ public:
+  Error(ExitCode code, Scope scope, const std::string& message)
+      : std::runtime_error(message), code_(code), scope_(scope) {}
+  ExitCode code() const { return code_; }
+  Scope scope() const { return scope_; }
+
+ private:
+  ExitCode code_;
+  Scope scope_;
+};
+
+// Bad options or impossible configurations; raised on every rank.
+class UsageError : public Error {
+ public:
+  explicit UsageError(const std::string& message)
+      : Error(ExitCode::usage, Scope::all_ranks, message) {}
+};
+
+// A --check found wrong results; raised on every rank after agreement.
+class CheckFailed : public Error {
+ public:
+  explicit CheckFailed(const std::string& message)
+      : Error(ExitCode::check_failed, Scope::all_ranks, message) {}
+};
+
+// A failure of the system (I/O, CUDA, a library). Local unless stated.
+class RuntimeError : public Error {
+ public:
+  explicit RuntimeError(const std::string& message, Scope scope = Scope::this_rank)
+      : Error(ExitCode::runtime, scope, message) {}
+};
+
+// Thrown to end a run early with success on every rank (e.g. after --help).
+class EarlyExit : public Error {
+ public:
+  EarlyExit() : Error(ExitCode::ok, Scope::all_ranks, "") {}
+};
+
+}  // namespace paralab
