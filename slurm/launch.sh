@@ -74,7 +74,7 @@ fi
 # the run land outside its job folder (or be rejected by the app).
 for a in "$@"; do
   case "$a" in
-    --out | --out=*) die "do not pass --out: launch.sh writes to the job's results folder (set PARALAB_RESULTS to move it)" ;;
+    -o | --out | --out=*) die "do not pass -o/--out: launch.sh writes to the job's results folder (set PARALAB_RESULTS to move it)" ;;
   esac
 done
 
@@ -137,6 +137,7 @@ cmd=("${launcher[@]}" "${extra[@]}" "$exe" --out "$out_file" "$@")
 # A small key=value summary next to the result file, so a results folder
 # says on its own where and how it was produced.
 summary=$out_dir/job_env.txt
+printf -v cmd_text '%q ' "${cmd[@]}"
 stdout_log=$(scontrol show job "$SLURM_JOB_ID" 2>/dev/null | sed -n 's/^ *StdOut=//p' | head -n 1 || true)
 {
   echo "app=$app"
@@ -161,7 +162,7 @@ stdout_log=$(scontrol show job "$SLURM_JOB_ID" 2>/dev/null | sed -n 's/^ *StdOut
   echo "gpus_on_batch_node=${CUDA_VISIBLE_DEVICES:-}"
   echo "launcher=${launcher[*]}"
   echo "executable=$exe"
-  echo "command=$(printf '%q ' "${cmd[@]}")"
+  echo "command=${cmd_text% }"
   echo "stdout_log=$stdout_log"
   echo "start_utc=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 } >"$summary"

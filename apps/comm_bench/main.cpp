@@ -8,6 +8,7 @@
 
 #include "collectives.hpp"
 #include "comm/comm.hpp"
+#include "core/grid.hpp"
 #include "core/options.hpp"
 #include "core/stats.hpp"
 #include "core/timer.hpp"
@@ -23,6 +24,8 @@ struct Options {
   uint64_t step_factor = 4;
   std::string op = "allreduce";
   std::string dtype = "f32";
+  std::string grid;   // e.g. "tp=2,dp=4"; empty: the whole world
+  std::string along;  // the grid dimension whose groups run the operation
 };
 
 void add_options(CLI::App& cli, Options& o) {
@@ -38,6 +41,20 @@ void add_options(CLI::App& cli, Options& o) {
       ->capture_default_str();
   cli.add_option("-d,--dtype", o.dtype, "Element type: f32, f64, bf16, i32, i64, u8")
       ->check(CLI::IsMember({"f32", "f64", "bf16", "i32", "i64", "u8"}))->capture_default_str();
+  cli.add_option("--grid", o.grid,
+                 "Process grid NAME=SIZE,... innermost first (tp=2,dp=4); with --along, every "
+                 "group along that dimension runs the operation at once");
+  cli.add_option("--along", o.along, "Grid dimension whose groups communicate (needs --grid)");
+}
+
+// The communicator the operation runs on: the world, or one group of a grid.
+std::unique_ptr<comm::Communicator> make_comm(App& app, const Options& o) {
+  MPI_Comm world = app.world().comm();
+  if (o.grid.empty() && !o.along.empty()) throw UsageError("--along needs --grid");
+  if (o.grid.empty()) return comm::make_communicator(app.common().device, world);
+  ProcessGrid grid(world, parse_grid(o.grid));
+  if (o.along.empty()) throw UsageError("--grid needs --along (the dimension to communicate along)");
+  return comm::make_communicator(app.common().device, grid.comm(o.along));
 }
 
 std::vector<uint64_t> size_sweep(const Options& o) {
@@ -67,9 +84,10 @@ void fill_send(Buffers& b, const Layout& l, DType type, int rank) {
 }
 
 // Runs the operation once on freshly filled buffers and counts, over all
-// ranks, the receive elements that differ from the expected values.
+// ranks of the world (every group of a grid), the elements that differ from
+// the expected values.
 int64_t check_point(const Collective& op, comm::Communicator& c, Buffers& b, const Layout& l,
-                    DType type) {
+                    DType type, MPI_Comm world) {
   const size_t es = dtype_size(type);
   std::vector<unsigned char> host(l.recv_count * es, 0xff);  // poison: unwritten elements fail
   b.recv.upload(host.data(), host.size());
@@ -85,7 +103,7 @@ int64_t check_point(const Collective& op, comm::Communicator& c, Buffers& b, con
     const double got = load(type, host.data(), i);
     if (!(std::fabs(got - op.expected(l, c.rank(), n, i, type)) <= tolerance)) ++wrong;
   }
-  c.allreduce(&wrong, &wrong, 1, DType::i64, comm::ReduceOp::sum);
+  MPI_Allreduce(MPI_IN_PLACE, &wrong, 1, MPI_INT64_T, MPI_SUM, world);
   return wrong;
 }
 
@@ -105,14 +123,15 @@ std::vector<double> time_iterations(const Collective& op, comm::Communicator& c,
 }
 
 void record(App& app, const Collective& op, DType type, const Layout& l, const PointResult& r,
-            const TimeMatrix& times, double factor) {
+            const TimeMatrix& times, double factor, int group_size) {
   results::Group g = app.add_point();
   g.attr("parameters", std::vector<std::string>{"op", "dtype", "bytes", "ranks"});
   g.attr("op", std::string(op.name));
   g.attr("dtype", std::string(dtype_name(type)));
   g.attr("bytes", static_cast<int64_t>(l.bytes));
   g.attr("count", static_cast<int64_t>(l.bytes / dtype_size(type)));
-  g.attr("ranks", app.world().size());
+  g.attr("ranks", static_cast<int64_t>(times.ranks));
+  g.attr("group_size", static_cast<int64_t>(group_size));
   g.attr("iters", static_cast<int64_t>(times.iterations));
   g.attr("time_us_median", r.time_s.median * 1e6);
   g.attr("time_us_min", r.time_s.min * 1e6);
@@ -161,13 +180,13 @@ int64_t run_operation(App& app, comm::Communicator& c, const Collective& op, DTy
     fill_send(b, l, type, c.rank());
     auto local = time_iterations(op, c, b, l, type, common.warmup, common.iters);
     PointResult r;
-    if (common.check) wrong_total += r.wrong = check_point(op, c, b, l, type);
+    if (common.check) wrong_total += r.wrong = check_point(op, c, b, l, type, app.world().comm());
     TimeMatrix times = gather_samples(app.world().comm(), local);
     if (app.world().is_root()) {
       r.time_s = summarize(times.max_over_ranks());
       r.algbw_GBps = static_cast<double>(l.bytes) / r.time_s.median / 1e9;
       r.busbw_GBps = r.algbw_GBps * factor;
-      record(app, op, type, l, r, times, factor);
+      record(app, op, type, l, r, times, factor, c.size());
       busbw_sum += r.busbw_GBps;
       ++points;
       table.print_row({cell("%zu", l.bytes), cell("%zu", l.bytes / dtype_size(type)),
@@ -194,12 +213,15 @@ void run(App& app) {
   else
     ops.push_back(&find_collective(o.op));
 
-  auto comm = comm::make_communicator(app.common().device, app.world().comm());
+  auto comm = make_comm(app, o);
   app.open_results(comm->backend());
   World& world = app.world();
   world.printf("# comm_bench: %d ranks on %zu host(s), backend %s, device %s\n", world.size(),
                world.hosts().size(), std::string(comm->backend()).c_str(),
                std::string(device_label(app.common().device)).c_str());
+  if (!o.grid.empty())
+    world.printf("# grid %s: %d groups of %d ranks along '%s' communicate at once\n",
+                 o.grid.c_str(), world.size() / comm->size(), comm->size(), o.along.c_str());
   world.printf("# sizes %s..%s bytes x%llu, %d iterations (+%d warm-up), check %s\n",
                format_size(o.min_bytes).c_str(), format_size(o.max_bytes).c_str(),
                static_cast<unsigned long long>(o.step_factor), app.common().iters,

@@ -162,7 +162,8 @@ void grouped(Body&& body) {
   PARALAB_NCCL_CHECK(ncclGroupEnd());
 }
 
-// Completion of everything queued on the stream up to the request's start.
+// The event follows the group on the stream, so waiting for it also waits for
+// everything queued before.
 class NcclRequest final : public Request::Impl {
  public:
   explicit NcclRequest(cudaStream_t stream) {

@@ -138,6 +138,7 @@ std::string App::config_json() const {
     if (name == "help" || name.empty()) continue;
     config[name] = option_value(*option);
   }
+  config["out"] = common_.out;  // the resolved path, also when defaulted
   return config.dump();
 }
 
