@@ -68,9 +68,15 @@ Layout alltoallv_layout(size_t bytes, size_t type_size, int rank, int ranks) {
 
 // Bus bandwidth factors -------------------------------------------------------
 
-double factor_one(int) { return 1.0; }
-double factor_allreduce(int n) { return 2.0 * (n - 1) / n; }
-double factor_spread(int n) { return static_cast<double>(n - 1) / n; }
+double factor_one(int) {
+  return 1.0;
+}
+double factor_allreduce(int n) {
+  return 2.0 * (n - 1) / n;
+}
+double factor_spread(int n) {
+  return static_cast<double>(n - 1) / n;
+}
 
 // Runs ----------------------------------------------------------------------
 
@@ -134,13 +140,14 @@ constexpr Collective kCollectives[] = {
     {"alltoallv", alltoallv_layout, factor_spread, run_alltoallv, expect_alltoallv},
     {"allreduce", whole_buffer, factor_allreduce, run_allreduce, expect_allreduce},
     {"allgather", allgather_layout, factor_spread, run_allgather, expect_allgather},
-    {"reducescatter", reducescatter_layout, factor_spread, run_reducescatter,
-     expect_reducescatter},
+    {"reducescatter", reducescatter_layout, factor_spread, run_reducescatter, expect_reducescatter},
 };
 
 }  // namespace
 
-std::span<const Collective> collectives() { return kCollectives; }
+std::span<const Collective> collectives() {
+  return kCollectives;
+}
 
 const Collective& find_collective(std::string_view name) {
   for (const auto& c : kCollectives)
@@ -154,32 +161,54 @@ double send_value(int rank, size_t index) {
 
 double representable(double value, DType type) {
   switch (type) {
-    case DType::u8: return std::fmod(value, 256.0);
-    case DType::bf16: return bf16_to_float(float_to_bf16_rne(static_cast<float>(value)));
-    case DType::f32: return static_cast<float>(value);
-    default: return value;
+    case DType::u8:
+      return std::fmod(value, 256.0);
+    case DType::bf16:
+      return bf16_to_float(float_to_bf16_rne(static_cast<float>(value)));
+    case DType::f32:
+      return static_cast<float>(value);
+    default:
+      return value;
   }
 }
 
 void store(DType type, void* data, size_t i, double value) {
   switch (type) {
-    case DType::f32: static_cast<float*>(data)[i] = static_cast<float>(value); return;
-    case DType::f64: static_cast<double*>(data)[i] = value; return;
-    case DType::bf16: static_cast<bf16*>(data)[i] = float_to_bf16_rne(static_cast<float>(value)); return;
-    case DType::i32: static_cast<int32_t*>(data)[i] = static_cast<int32_t>(value); return;
-    case DType::i64: static_cast<int64_t*>(data)[i] = static_cast<int64_t>(value); return;
-    case DType::u8: static_cast<uint8_t*>(data)[i] = static_cast<uint8_t>(static_cast<int64_t>(value)); return;
+    case DType::f32:
+      static_cast<float*>(data)[i] = static_cast<float>(value);
+      return;
+    case DType::f64:
+      static_cast<double*>(data)[i] = value;
+      return;
+    case DType::bf16:
+      static_cast<bf16*>(data)[i] = float_to_bf16_rne(static_cast<float>(value));
+      return;
+    case DType::i32:
+      static_cast<int32_t*>(data)[i] = static_cast<int32_t>(value);
+      return;
+    case DType::i64:
+      static_cast<int64_t*>(data)[i] = static_cast<int64_t>(value);
+      return;
+    case DType::u8:
+      static_cast<uint8_t*>(data)[i] = static_cast<uint8_t>(static_cast<int64_t>(value));
+      return;
   }
 }
 
 double load(DType type, const void* data, size_t i) {
   switch (type) {
-    case DType::f32: return static_cast<const float*>(data)[i];
-    case DType::f64: return static_cast<const double*>(data)[i];
-    case DType::bf16: return bf16_to_float(static_cast<const bf16*>(data)[i]);
-    case DType::i32: return static_cast<const int32_t*>(data)[i];
-    case DType::i64: return static_cast<double>(static_cast<const int64_t*>(data)[i]);
-    case DType::u8: return static_cast<const uint8_t*>(data)[i];
+    case DType::f32:
+      return static_cast<const float*>(data)[i];
+    case DType::f64:
+      return static_cast<const double*>(data)[i];
+    case DType::bf16:
+      return bf16_to_float(static_cast<const bf16*>(data)[i]);
+    case DType::i32:
+      return static_cast<const int32_t*>(data)[i];
+    case DType::i64:
+      return static_cast<double>(static_cast<const int64_t*>(data)[i]);
+    case DType::u8:
+      return static_cast<const uint8_t*>(data)[i];
   }
   return 0;
 }

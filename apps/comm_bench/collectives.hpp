@@ -16,11 +16,11 @@ namespace paralab::comm_bench {
 
 // Element counts of one sweep point on one rank.
 struct Layout {
-  size_t send_count = 0;                  // elements in the send buffer
-  size_t recv_count = 0;                  // elements in the receive buffer
-  size_t block = 0;                       // per-peer or per-rank block, where one applies
+  size_t send_count = 0;  // elements in the send buffer
+  size_t recv_count = 0;  // elements in the receive buffer
+  size_t block = 0;       // per-peer or per-rank block, where one applies
   std::vector<size_t> send_counts, send_displs, recv_counts, recv_displs;  // alltoallv
-  size_t bytes = 0;                       // the "size" nccl-tests reports for this op
+  size_t bytes = 0;  // the "size" nccl-tests reports for this op
 };
 
 struct Buffers {

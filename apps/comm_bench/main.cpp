@@ -32,15 +32,17 @@ void add_options(CLI::App& cli, Options& o) {
   add_size_option(cli, "-b,--min-bytes", o.min_bytes, "Smallest message size in bytes (8k, 1M...)");
   add_size_option(cli, "-e,--max-bytes", o.max_bytes, "Largest message size in bytes");
   cli.add_option("-f,--step-factor", o.step_factor, "Multiply the size by this between points")
-      ->check(CLI::Range(uint64_t{2}, uint64_t{1} << 20))->capture_default_str();
+      ->check(CLI::Range(uint64_t{2}, uint64_t{1} << 20))
+      ->capture_default_str();
   cli.add_option("--op", o.op,
                  "Operation: sendrecv, alltoall, alltoallv, allreduce, allgather, reducescatter "
                  "or all")
-      ->check(CLI::IsMember({"sendrecv", "alltoall", "alltoallv", "allreduce", "allgather",
-                             "reducescatter", "all"}))
+      ->check(CLI::IsMember(
+          {"sendrecv", "alltoall", "alltoallv", "allreduce", "allgather", "reducescatter", "all"}))
       ->capture_default_str();
   cli.add_option("-d,--dtype", o.dtype, "Element type: f32, f64, bf16, i32, i64, u8")
-      ->check(CLI::IsMember({"f32", "f64", "bf16", "i32", "i64", "u8"}))->capture_default_str();
+      ->check(CLI::IsMember({"f32", "f64", "bf16", "i32", "i64", "u8"}))
+      ->capture_default_str();
   cli.add_option("--grid", o.grid,
                  "Process grid NAME=SIZE,... innermost first (tp=2,dp=4); with --along, every "
                  "group along that dimension runs the operation at once");
@@ -53,15 +55,16 @@ std::unique_ptr<comm::Communicator> make_comm(App& app, const Options& o) {
   if (o.grid.empty() && !o.along.empty()) throw UsageError("--along needs --grid");
   if (o.grid.empty()) return comm::make_communicator(app.common().device, world);
   ProcessGrid grid(world, parse_grid(o.grid));
-  if (o.along.empty()) throw UsageError("--grid needs --along (the dimension to communicate along)");
+  if (o.along.empty())
+    throw UsageError("--grid needs --along (the dimension to communicate along)");
   return comm::make_communicator(app.common().device, grid.comm(o.along));
 }
 
 std::vector<uint64_t> size_sweep(const Options& o) {
   if (o.min_bytes == 0) throw UsageError("--min-bytes must be at least 1");
   if (o.min_bytes > o.max_bytes)
-    throw UsageError("--min-bytes (" + std::to_string(o.min_bytes) + ") is larger than --max-bytes (" +
-                     std::to_string(o.max_bytes) + ")");
+    throw UsageError("--min-bytes (" + std::to_string(o.min_bytes) +
+                     ") is larger than --max-bytes (" + std::to_string(o.max_bytes) + ")");
   std::vector<uint64_t> sizes;
   for (uint64_t s = o.min_bytes; s <= o.max_bytes; s *= o.step_factor) {
     sizes.push_back(s);
@@ -172,7 +175,8 @@ int64_t run_operation(App& app, comm::Communicator& c, const Collective& op, DTy
     const Layout l = op.layout(size, dtype_size(type), c.rank(), c.size());
     if (l.bytes == 0) {
       app.world().printf("# %llu B: skipped, less than one %s element per rank\n",
-                         static_cast<unsigned long long>(size), std::string(dtype_name(type)).c_str());
+                         static_cast<unsigned long long>(size),
+                         std::string(dtype_name(type)).c_str());
       continue;
     }
     Buffers b{Buffer(c.device(), l.send_count * dtype_size(type)),
@@ -196,8 +200,9 @@ int64_t run_operation(App& app, comm::Communicator& c, const Collective& op, DTy
                        common.check ? cell("%lld", static_cast<long long>(r.wrong)) : "N/A"});
     }
   }
-  if (points > 0) app.world().printf("# %s: average bus bandwidth %.3f GB/s\n",
-                                     std::string(op.name).c_str(), busbw_sum / points);
+  if (points > 0)
+    app.world().printf("# %s: average bus bandwidth %.3f GB/s\n", std::string(op.name).c_str(),
+                       busbw_sum / points);
   return wrong_total;
 }
 
@@ -232,7 +237,8 @@ void run(App& app) {
   if (app.common().check) {
     world.printf("# check: %s (%lld wrong elements)\n", wrong == 0 ? "passed" : "FAILED",
                  static_cast<long long>(wrong));
-    if (wrong != 0) throw CheckFailed(std::to_string(wrong) + " elements differ from the reference");
+    if (wrong != 0)
+      throw CheckFailed(std::to_string(wrong) + " elements differ from the reference");
   }
 }
 
@@ -241,7 +247,8 @@ void run(App& app) {
 
 int main(int argc, char** argv) {
   return paralab::run_app(argc, argv,
-                          {"comm_bench", "paralab comm_bench: point-to-point and collective "
-                                         "bandwidth and latency (nccl-tests style)"},
+                          {"comm_bench",
+                           "paralab comm_bench: point-to-point and collective "
+                           "bandwidth and latency (nccl-tests style)"},
                           paralab::comm_bench::run);
 }

@@ -26,13 +26,21 @@ void bf16_reduce(void* in, void* inout, int* length, MPI_Datatype*, ReduceOp op)
   for (int i = 0; i < *length; ++i) {
     const float x = bf16_to_float(a[i]);
     const float y = bf16_to_float(b[i]);
-    const float r = op == ReduceOp::sum ? x + y : op == ReduceOp::max ? (x > y ? x : y) : (x < y ? x : y);
+    const float r = op == ReduceOp::sum   ? x + y
+                    : op == ReduceOp::max ? (x > y ? x : y)
+                                          : (x < y ? x : y);
     b[i] = float_to_bf16_rne(r);
   }
 }
-void bf16_sum(void* in, void* inout, int* n, MPI_Datatype* t) { bf16_reduce(in, inout, n, t, ReduceOp::sum); }
-void bf16_max(void* in, void* inout, int* n, MPI_Datatype* t) { bf16_reduce(in, inout, n, t, ReduceOp::max); }
-void bf16_min(void* in, void* inout, int* n, MPI_Datatype* t) { bf16_reduce(in, inout, n, t, ReduceOp::min); }
+void bf16_sum(void* in, void* inout, int* n, MPI_Datatype* t) {
+  bf16_reduce(in, inout, n, t, ReduceOp::sum);
+}
+void bf16_max(void* in, void* inout, int* n, MPI_Datatype* t) {
+  bf16_reduce(in, inout, n, t, ReduceOp::max);
+}
+void bf16_min(void* in, void* inout, int* n, MPI_Datatype* t) {
+  bf16_reduce(in, inout, n, t, ReduceOp::min);
+}
 
 struct Bf16Types {
   MPI_Datatype type = MPI_DATATYPE_NULL;
@@ -55,12 +63,18 @@ const Bf16Types& bf16_types() {
 
 MPI_Datatype mpi_type(DType type) {
   switch (type) {
-    case DType::f32: return MPI_FLOAT;
-    case DType::f64: return MPI_DOUBLE;
-    case DType::bf16: return bf16_types().type;
-    case DType::i32: return MPI_INT32_T;
-    case DType::i64: return MPI_INT64_T;
-    case DType::u8: return MPI_UINT8_T;
+    case DType::f32:
+      return MPI_FLOAT;
+    case DType::f64:
+      return MPI_DOUBLE;
+    case DType::bf16:
+      return bf16_types().type;
+    case DType::i32:
+      return MPI_INT32_T;
+    case DType::i64:
+      return MPI_INT64_T;
+    case DType::u8:
+      return MPI_UINT8_T;
   }
   throw RuntimeError("MPI backend: unknown DType");
 }

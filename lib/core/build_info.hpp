@@ -4,6 +4,7 @@
 namespace paralab {
 
 const char* suite_version();  // e.g. "0.1.0"
-const char* git_commit();     // full SHA, "-dirty" appended for uncommitted changes; "unknown" outside git
+const char*
+git_commit();  // full SHA, "-dirty" appended for uncommitted changes; "unknown" outside git
 
 }  // namespace paralab

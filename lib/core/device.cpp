@@ -34,7 +34,9 @@ std::string cpu_model_name() {
 
 }  // namespace
 
-std::string_view device_label(Device device) { return device == Device::cpu ? "cpu" : "cuda"; }
+std::string_view device_label(Device device) {
+  return device == Device::cpu ? "cpu" : "cuda";
+}
 
 Device parse_device(std::string_view text) {
   if (text == "cpu") return Device::cpu;
@@ -95,7 +97,9 @@ Buffer::Buffer(Device device, size_t bytes) : device_(device), bytes_(bytes) {
 #endif
 }
 
-Buffer::~Buffer() { release(); }
+Buffer::~Buffer() {
+  release();
+}
 
 Buffer::Buffer(Buffer&& other) noexcept
     : device_(other.device_),

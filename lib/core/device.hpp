@@ -12,7 +12,7 @@ enum class Device { cpu, cuda };
 
 std::string_view device_label(Device device);  // "cpu" | "cuda"
 Device parse_device(std::string_view text);    // throws UsageError
-bool cuda_built();                              // compiled with the CUDA backend
+bool cuda_built();                             // compiled with the CUDA backend
 
 // Makes `device` usable by this rank: for CUDA, picks GPU local_rank % count.
 // Throws UsageError if CUDA was not built, RuntimeError if no GPU is visible.

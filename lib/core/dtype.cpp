@@ -12,9 +12,9 @@ struct DTypeInfo {
   size_t size;
 };
 constexpr DTypeInfo kTypes[] = {
-    {DType::f32, "f32", "float", 4},  {DType::f64, "f64", "double", 8},
+    {DType::f32, "f32", "float", 4},      {DType::f64, "f64", "double", 8},
     {DType::bf16, "bf16", "bfloat16", 2}, {DType::i32, "i32", "int32", 4},
-    {DType::i64, "i64", "int64", 8},  {DType::u8, "u8", "uint8", 1},
+    {DType::i64, "i64", "int64", 8},      {DType::u8, "u8", "uint8", 1},
 };
 const DTypeInfo& info(DType type) {
   for (const auto& t : kTypes)
@@ -23,8 +23,12 @@ const DTypeInfo& info(DType type) {
 }
 }  // namespace
 
-size_t dtype_size(DType type) { return info(type).size; }
-std::string_view dtype_name(DType type) { return info(type).name; }
+size_t dtype_size(DType type) {
+  return info(type).size;
+}
+std::string_view dtype_name(DType type) {
+  return info(type).name;
+}
 
 DType parse_dtype(std::string_view name) {
   for (const auto& t : kTypes)

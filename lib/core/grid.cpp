@@ -95,7 +95,8 @@ CommHandle ProcessGrid::make_sub_comm(std::initializer_list<std::string_view> na
 
 int ProcessGrid::rank_at(const std::vector<int>& coords) const {
   const int n = static_cast<int>(dims_.size());
-  if (static_cast<int>(coords.size()) != n) throw UsageError("rank_at: wrong number of coordinates");
+  if (static_cast<int>(coords.size()) != n)
+    throw UsageError("rank_at: wrong number of coordinates");
   std::vector<int> mpi_coords(n);
   for (int i = 0; i < n; ++i) mpi_coords[i] = coords[n - 1 - i];
   int r = 0;

@@ -71,7 +71,8 @@ TimeMatrix gather_samples(MPI_Comm comm, std::span<const double> local, int root
   m.ranks = static_cast<size_t>(size);
   m.values.resize(by_rank.size());
   for (size_t r = 0; r < m.ranks; ++r)
-    for (size_t i = 0; i < m.iterations; ++i) m.values[i * m.ranks + r] = by_rank[r * m.iterations + i];
+    for (size_t i = 0; i < m.iterations; ++i)
+      m.values[i * m.ranks + r] = by_rank[r * m.iterations + i];
   return m;
 }
 

@@ -40,7 +40,8 @@ std::vector<std::string> World::hosts() const {
   MPI_Allgather(name, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all.data(), MPI_MAX_PROCESSOR_NAME,
                 MPI_CHAR, comm());
   std::set<std::string> unique;
-  for (int r = 0; r < size_; ++r) unique.emplace(&all[static_cast<size_t>(r) * MPI_MAX_PROCESSOR_NAME]);
+  for (int r = 0; r < size_; ++r)
+    unique.emplace(&all[static_cast<size_t>(r) * MPI_MAX_PROCESSOR_NAME]);
   return {unique.begin(), unique.end()};
 }
 

@@ -59,20 +59,29 @@ App::App(World& world, AppInfo info, int argc, char** argv)
   cli_.get_formatter()->column_width(34);
   auto* common = "Common options";
   cli_.add_option("-n,--iters", common_.iters, "Timed iterations per sweep point")
-      ->check(CLI::PositiveNumber)->capture_default_str()->group(common);
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str()
+      ->group(common);
   cli_.add_option("-w,--warmup", common_.warmup, "Untimed warm-up iterations per sweep point")
-      ->check(CLI::NonNegativeNumber)->capture_default_str()->group(common);
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str()
+      ->group(common);
   cli_.add_option("--seed", common_.seed, "Seed of every random input")
-      ->capture_default_str()->group(common);
+      ->capture_default_str()
+      ->group(common);
   cli_.add_option("-o,--out", common_.out,
                   "Result file (HDF5); default results/" + info_.name + "-<UTC stamp>.h5")
       ->group(common);
   cli_.add_option("--device", device_text_, "Where to compute: cpu or cuda")
-      ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str()->group(common);
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str()
+      ->group(common);
   if (info_.has_simulate)
     cli_.add_option("--mode", mode_text_,
                     "measure (run for real) or simulate (predict with lib/sim cost models)")
-        ->check(CLI::IsMember({"measure", "simulate"}))->capture_default_str()->group(common);
+        ->check(CLI::IsMember({"measure", "simulate"}))
+        ->capture_default_str()
+        ->group(common);
   cli_.add_flag("-c,--check", common_.check,
                 "Verify results against a reference; exit code 2 on mismatch")
       ->group(common);
@@ -90,9 +99,11 @@ void App::parse() {
   }
   common_.device = parse_device(device_text_);
   common_.mode = mode_text_ == "simulate" ? Mode::simulate : Mode::measure;
-  if (common_.out.empty()) common_.out = "results/" + info_.name + "-" + results::utc_stamp() + ".h5";
+  if (common_.out.empty())
+    common_.out = "results/" + info_.name + "-" + results::utc_stamp() + ".h5";
   if (common_.mode == Mode::measure) {
-    if (common_.device == Device::cuda && !cuda_built()) bind_device(common_.device, 0);  // UsageError
+    if (common_.device == Device::cuda && !cuda_built())
+      bind_device(common_.device, 0);  // UsageError
     agree_on(world_.comm(), [&] { bind_device(common_.device, world_.local_rank()); });
   }
 }

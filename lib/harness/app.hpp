@@ -31,9 +31,9 @@ namespace paralab {
 enum class Mode { measure, simulate };
 
 struct AppInfo {
-  std::string name;          // executable name, e.g. "comm_bench"
-  std::string description;   // first line of --help
-  bool has_simulate = false; // offers --mode simulate
+  std::string name;           // executable name, e.g. "comm_bench"
+  std::string description;    // first line of --help
+  bool has_simulate = false;  // offers --mode simulate
 };
 
 // Options every app shares; set by parse().

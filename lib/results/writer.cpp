@@ -47,7 +47,9 @@ void checked_status(herr_t status, const std::string& what) {
 }
 
 using Owned = std::unique_ptr<Handle>;
-Owned own(hid_t id, herr_t (*close)(hid_t)) { return std::make_unique<Handle>(id, close); }
+Owned own(hid_t id, herr_t (*close)(hid_t)) {
+  return std::make_unique<Handle>(id, close);
+}
 
 Owned string_type() {
   hid_t type = checked(H5Tcopy(H5T_C_S1), "copy string type");
@@ -214,7 +216,9 @@ void ResultFile::write_provenance(const Provenance& p) {
   r.attr("config", p.config_json);
 }
 
-Group ResultFile::root() { return Group(file_); }
+Group ResultFile::root() {
+  return Group(file_);
+}
 
 Group ResultFile::add_point() {
   char name[16];
@@ -233,7 +237,11 @@ void ResultFile::commit() {
   committed_ = true;
 }
 
-std::string utc_now_iso() { return format_utc("%Y-%m-%dT%H:%M:%SZ"); }
-std::string utc_stamp() { return format_utc("%Y%m%dT%H%M%SZ"); }
+std::string utc_now_iso() {
+  return format_utc("%Y-%m-%dT%H:%M:%SZ");
+}
+std::string utc_stamp() {
+  return format_utc("%Y%m%dT%H%M%SZ");
+}
 
 }  // namespace paralab::results

@@ -51,11 +51,9 @@ class Group {
   // A float64 dataset of the given shape (row-major), with attributes
   // "units" and "dims" (comma-separated dimension names, e.g. "iteration,rank").
   void dataset(const std::string& name, std::span<const double> values,
-               const std::vector<size_t>& shape, const std::string& units,
-               const std::string& dims);
+               const std::vector<size_t>& shape, const std::string& units, const std::string& dims);
   void dataset(const std::string& name, std::span<const int64_t> values,
-               const std::vector<size_t>& shape, const std::string& units,
-               const std::string& dims);
+               const std::vector<size_t>& shape, const std::string& units, const std::string& dims);
 
   Group subgroup(const std::string& name);
 

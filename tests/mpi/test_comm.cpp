@@ -113,8 +113,7 @@ TEST(MpiComm, AlltoallvUnevenCounts) {
     rc[p] = p + me + 1, rd[p] = received, received += rc[p];
   }
   std::vector<int32_t> send(sent), recv(received, -1);
-  for (int p = 0; p < n; ++p)
-    std::fill_n(send.begin() + sd[p], sc[p], 100 * me + p);
+  for (int p = 0; p < n; ++p) std::fill_n(send.begin() + sd[p], sc[p], 100 * me + p);
   c->alltoallv(send.data(), sc, sd, recv.data(), rc, rd, DType::i32);
   for (int p = 0; p < n; ++p)
     for (size_t j = 0; j < rc[p]; ++j) EXPECT_EQ(recv[rd[p] + j], 100 * p + me);

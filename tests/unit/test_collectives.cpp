@@ -67,11 +67,12 @@ TEST_P(CollectiveExpectations, MatchAHostModel) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllOps, CollectiveExpectations,
-    ::testing::Combine(::testing::Values("sendrecv", "alltoall", "alltoallv", "allreduce",
-                                         "allgather", "reducescatter"),
-                       ::testing::Values(1, 2, 3, 5), ::testing::Values(4u, 100u, 1000u)));
+INSTANTIATE_TEST_SUITE_P(AllOps, CollectiveExpectations,
+                         ::testing::Combine(::testing::Values("sendrecv", "alltoall", "alltoallv",
+                                                              "allreduce", "allgather",
+                                                              "reducescatter"),
+                                            ::testing::Values(1, 2, 3, 5),
+                                            ::testing::Values(4u, 100u, 1000u)));
 
 TEST(Layouts, RoundDownToWholeElementsAndEqualBlocks) {
   // 1000 bytes of f32 over 3 ranks: 250 elements -> blocks of 83.

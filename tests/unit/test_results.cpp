@@ -93,8 +93,7 @@ TEST(ResultFile, RoundTrip) {
   EXPECT_EQ(read_string_attr(f, "app"), "unit");
   EXPECT_EQ(read_string_attr(f, "command_line"), "unit --x 'a b'");
   EXPECT_EQ(read_string_attr(f, "config"), R"({"x":"a b"})");
-  EXPECT_EQ(read_numeric_attr<int64_t>(f, "world_size", H5T_NATIVE_INT64),
-            std::vector<int64_t>{3});
+  EXPECT_EQ(read_numeric_attr<int64_t>(f, "world_size", H5T_NATIVE_INT64), std::vector<int64_t>{3});
 
   hid_t g = H5Gopen2(f, "/points/000000", H5P_DEFAULT);
   ASSERT_GE(g, 0);

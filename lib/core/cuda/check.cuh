@@ -8,11 +8,11 @@
 
 #include "core/errors.hpp"
 
-#define PARALAB_CUDA_CHECK(call)                                                       \
-  do {                                                                                 \
-    cudaError_t paralab_status_ = (call);                                              \
-    if (paralab_status_ != cudaSuccess)                                                \
+#define PARALAB_CUDA_CHECK(call)                                                          \
+  do {                                                                                    \
+    cudaError_t paralab_status_ = (call);                                                 \
+    if (paralab_status_ != cudaSuccess)                                                   \
       throw ::paralab::RuntimeError(std::string(#call) + " failed at " + __FILE__ + ":" + \
-                                    std::to_string(__LINE__) + ": " +                  \
-                                    cudaGetErrorString(paralab_status_));              \
+                                    std::to_string(__LINE__) + ": " +                     \
+                                    cudaGetErrorString(paralab_status_));                 \
   } while (0)

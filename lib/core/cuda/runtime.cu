@@ -12,7 +12,9 @@ int device_count() {
   return count;
 }
 
-void set_device(int index) { PARALAB_CUDA_CHECK(cudaSetDevice(index)); }
+void set_device(int index) {
+  PARALAB_CUDA_CHECK(cudaSetDevice(index));
+}
 
 std::string device_name() {
   int index = 0;
@@ -28,7 +30,9 @@ void* malloc_device(size_t bytes) {
   return pointer;
 }
 
-void free_device(void* pointer) { cudaFree(pointer); }
+void free_device(void* pointer) {
+  cudaFree(pointer);
+}
 
 void copy_to_device(void* device, const void* host, size_t bytes) {
   PARALAB_CUDA_CHECK(cudaMemcpy(device, host, bytes, cudaMemcpyHostToDevice));
@@ -38,6 +42,8 @@ void copy_to_host(void* host, const void* device, size_t bytes) {
   PARALAB_CUDA_CHECK(cudaMemcpy(host, device, bytes, cudaMemcpyDeviceToHost));
 }
 
-void synchronize() { PARALAB_CUDA_CHECK(cudaDeviceSynchronize()); }
+void synchronize() {
+  PARALAB_CUDA_CHECK(cudaDeviceSynchronize());
+}
 
 }  // namespace paralab::cuda

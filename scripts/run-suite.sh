@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The suite's main job (make run): every available app at a small default
+# scale on this machine's cores, into results/<UTC stamp>/, then plots and a
+# summary table. Usage: scripts/run-suite.sh [BIN_DIR]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/common.sh"
+bin=${1:-$here/../build/bin}
+out=$here/../results/$(paralab_stamp)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+echo "# paralab suite: $PARALAB_RANKS ranks, results in $out"
+
+# One entry per app; each later app adds its own run here.
+run_comm_bench() {
+  paralab_mpirun -np "$PARALAB_RANKS" "$bin/comm_bench" --op all -b 1k -e 16M -f 4 -n 20 -w 5 \
+    --check -o "$out/comm_bench.h5"
+  "$PARALAB_PYTHON" "$here/plot.py" "$out/comm_bench.h5" --x bytes --y busbw_GBps --series op \
+    --logx -o "$out/comm_bench_busbw.png"
+  "$PARALAB_PYTHON" "$here/plot.py" "$out/comm_bench.h5" --x bytes --y time_us_median \
+    --series op --logx --logy -o "$out/comm_bench_latency.png"
+}
+
+run_comm_bench
+
+echo
+"$PARALAB_PYTHON" "$here/summarize.py" "$out"/*.h5

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Print a compact summary of paralab result files.
+
+  summarize.py FILE.h5 [FILE.h5 ...]
+
+Per file: the run's provenance (app, world size, mode, device, git commit,
+number of points), then for comm_bench one row per operation with the peak bus
+bandwidth and the size where it peaks, and the latency (median time) at the
+smallest size; other apps list their parameters and metric names. Unreadable
+files are reported and make the exit code 1; the others are still summarized.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from plot import FILE_ATTRS, ResultError, fmt_size, fmt_value, is_number, load  # noqa: E402
+
+
+def print_table(header, rows):
+    """Left-aligned first column, right-aligned numbers, two spaces between columns."""
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    for r in [header] + rows:
+        cells = [str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        print("  " + "  ".join(cells).rstrip())
+
+
+def comm_bench_rows(points):
+    """One row per operation (and dtype, when several), in run order."""
+    ops = {}
+    dtypes = {p.attrs.get("dtype") for p in points}
+    for p in points:
+        name = p.attrs["op"] + (f"/{p.attrs['dtype']}" if len(dtypes) > 1 else "")
+        ops.setdefault(name, []).append(p)
+    rows = []
+    for name, pts in ops.items():
+        peak = max(pts, key=lambda p: p.attrs["busbw_GBps"])
+        peak_alg = max(pts, key=lambda p: p.attrs["algbw_GBps"])
+        smallest = min(pts, key=lambda p: p.attrs["bytes"])
+        wrong = [p.attrs.get("wrong", -1) for p in pts]
+        # busbw is 0 for collectives on one rank (nothing crosses a link); no peak to name then.
+        has_bus = peak.attrs["busbw_GBps"] > 0
+        rows.append([name, len(pts),
+                     f"{peak.attrs['busbw_GBps']:.2f}" if has_bus else "-",
+                     fmt_size(peak.attrs["bytes"], exact=True) if has_bus else "-",
+                     f"{peak_alg.attrs['algbw_GBps']:.2f}",
+                     f"{smallest.attrs['time_us_median']:.2f}",
+                     fmt_size(smallest.attrs["bytes"], exact=True),
+                     "off" if min(wrong) < 0 else f"{sum(wrong)} WRONG" if sum(wrong) else "ok"])
+    print_table(["op", "sizes", "peak busbw (GB/s)", "at size", "peak algbw (GB/s)",
+                 "latency (us)", "at size", "check"], rows)
+
+
+def generic_summary(points):
+    params = list(dict.fromkeys(k for p in points for k in p.params))
+    metrics = list(dict.fromkeys(k for p in points for k, v in p.attrs.items()
+                                 if k not in params and k not in FILE_ATTRS and is_number(v)))
+    for k in params:
+        values = list(dict.fromkeys(fmt_value(k, p.attrs.get(k)) for p in points))
+        print(f"  {k}: {', '.join(values[:10])}{' ...' if len(values) > 10 else ''}")
+    print(f"  metrics: {', '.join(metrics)}")
+
+
+def summarize(path):
+    root, points = load(path)
+    hosts = root.get("hosts", ())
+    hosts = (hosts,) if isinstance(hosts, str) else hosts
+    mode = "simulated" if root["simulated"] else root.get("mode", "?")
+    print(f"{path}")
+    print(f"  {root.get('app', '?')}: {root.get('world_size', '?')} ranks on {len(hosts)} host(s) "
+          f"({', '.join(hosts[:4])}{' ...' if len(hosts) > 4 else ''}), {mode}, "
+          f"backend {root.get('backend', '?')}, device {root.get('device', '?')} "
+          f"({root.get('device_name', '?')})")
+    print(f"  git {root.get('git_commit', '?')}, suite {root.get('suite_version', '?')}, "
+          f"{root.get('utc_time', '?')}, {len(points)} points")
+    needed = ("op", "bytes", "busbw_GBps", "algbw_GBps", "time_us_median")
+    if not points:
+        return
+    if root.get("app") == "comm_bench" and all(k in p.attrs for p in points for k in needed):
+        comm_bench_rows(points)
+    else:
+        generic_summary(points)
+
+
+def main(argv):
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0 if argv else 1
+    status = 0
+    for i, path in enumerate(argv):
+        if i:
+            print()
+        try:
+            summarize(path)
+        except ResultError as e:
+            print(f"summarize.py: error: {e}", file=sys.stderr)
+            status = 1
+        except (OSError, KeyError, TypeError, ValueError) as e:  # a damaged file
+            print(f"summarize.py: error: {path}: cannot read: {e}", file=sys.stderr)
+            status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
