@@ -17,6 +17,7 @@ Reads schema_version 1 (docs/results.md). Errors exit 1.
 import argparse
 import os
 import re
+import signal
 import sys
 
 import h5py
@@ -99,6 +100,11 @@ def matches(value, wanted):
     return str(value) == wanted
 
 
+def sort_key(v):
+    """Numbers in numeric order, before strings and tuples (which cannot be compared with them)."""
+    return (0, v, "") if is_number(v) else (1, 0, str(v))
+
+
 def is_size(name):
     return name == "bytes" or name.endswith("_bytes") or name.endswith("_B")
 
@@ -140,7 +146,7 @@ def select(points, wheres):
     for attr, wanted in wheres:
         kept = [p for p in points if any(matches(p.attrs.get(attr), w) for w in wanted)]
         if not kept:
-            values = sorted({p.attrs[attr] for p in points if attr in p.attrs}, key=str)
+            values = sorted({p.attrs[attr] for p in points if attr in p.attrs}, key=sort_key)
             shown = ", ".join(fmt_value(attr, v) for v in values[:12]) + (" ..." if len(values) > 12 else "")
             raise ResultError(f"nothing left to plot after --where {attr}={','.join(wanted)}; "
                               f"the points there have {attr} = {shown or 'nothing'}")
@@ -269,7 +275,7 @@ def list_attributes(files, points):
     for title, wanted in sections:
         print(title + ":")
         for k in filter(wanted, attribute_names(points)):
-            vals = sorted({p.attrs[k] for p in points if k in p.attrs}, key=lambda v: (str(type(v)), v))
+            vals = sorted({p.attrs[k] for p in points if k in p.attrs}, key=sort_key)
             if len(vals) > 6 and all(is_number(v) for v in vals):
                 desc = f"{fmt_value(k, vals[0])} .. {fmt_value(k, vals[-1])} ({len(vals)} values)"
             else:
@@ -298,6 +304,7 @@ def main(argv=None):
                         help="default: <first file's stem>_<y>_vs_<x>.png next to it")
     parser.add_argument("--list", action="store_true", help="print the point attributes and exit")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # 'plot.py --list | head' ends quietly
     try:
         loaded = [load(path) for path in args.files]
         files, points = [r for r, _ in loaded], [p for _, pts in loaded for p in pts]

@@ -10,6 +10,7 @@ smallest size; other apps list their parameters and metric names. Unreadable
 files are reported and make the exit code 1; the others are still summarized.
 """
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -60,14 +61,14 @@ def generic_summary(points):
     print(f"  metrics: {', '.join(metrics)}")
 
 
-def summarize(path):
-    root, points = load(path)
+def summarize(path, root, points):
     hosts = root.get("hosts", ())
     hosts = (hosts,) if isinstance(hosts, str) else hosts
     mode = "simulated" if root["simulated"] else root.get("mode", "?")
     print(f"{path}")
-    print(f"  {root.get('app', '?')}: {root.get('world_size', '?')} ranks on {len(hosts)} host(s) "
-          f"({', '.join(hosts[:4])}{' ...' if len(hosts) > 4 else ''}), {mode}, "
+    host_names = f" ({', '.join(hosts[:4])}{' ...' if len(hosts) > 4 else ''})" if hosts else ""
+    print(f"  {root.get('app', '?')}: world size {root.get('world_size', '?')} on {len(hosts)} "
+          f"host(s){host_names}, {mode}, "
           f"backend {root.get('backend', '?')}, device {root.get('device', '?')} "
           f"({root.get('device_name', '?')})")
     print(f"  git {root.get('git_commit', '?')}, suite {root.get('suite_version', '?')}, "
@@ -82,15 +83,18 @@ def summarize(path):
 
 
 def main(argv):
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # 'summarize.py ... | head' ends quietly
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return 0 if argv else 1
-    status = 0
-    for i, path in enumerate(argv):
-        if i:
-            print()
+    status, printed = 0, False
+    for path in argv:
         try:
-            summarize(path)
+            root, points = load(path)
+            if printed:
+                print()
+            summarize(path, root, points)
+            printed = True
         except ResultError as e:
             print(f"summarize.py: error: {e}", file=sys.stderr)
             status = 1

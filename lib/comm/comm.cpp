@@ -1,19 +1,25 @@
 #include "comm/comm.hpp"
 
 #include "core/errors.hpp"
+#include "core/world.hpp"
 
 namespace paralab::comm {
 
 Request& Request::operator=(Request&& other) noexcept {
   if (this != &other) {
-    if (impl_) impl_->wait();
+    Request finished(std::move(impl_));  // waits as it goes out of scope
     impl_ = std::move(other.impl_);
   }
   return *this;
 }
 
 Request::~Request() {
-  if (impl_) impl_->wait();
+  // A destructor must not throw: a failed wait here ends the whole job.
+  try {
+    if (impl_) impl_->wait();
+  } catch (const std::exception& e) {
+    abort_run(std::string("waiting for a request: ") + e.what());
+  }
 }
 
 void Request::wait() {

@@ -2,9 +2,13 @@
 // (host buffers) and an NCCL backend (GPU buffers, bootstrapped through MPI).
 //
 // Ordering: operations run in the order they are issued. On the MPI backend a
-// blocking call has finished when it returns. On NCCL it is queued on the
-// communicator's CUDA stream: call synchronize() before the host reads the
-// result or stops a timer. Counts are in elements of the given DType.
+// blocking call has finished when it returns. On NCCL, collectives are queued
+// on the communicator's CUDA stream (call synchronize() before the host reads
+// the result or stops a timer); blocking point-to-point calls synchronise.
+// NCCL also runs non-blocking point-to-point calls in issue order and ignores
+// tags: two ranks that each irecv then isend to the other deadlock there, so
+// exchanges in both directions use start_sendrecv(). Counts are in elements
+// of the given DType.
 #pragma once
 
 #include <mpi.h>

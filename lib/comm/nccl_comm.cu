@@ -3,10 +3,11 @@
 // communicator.
 //
 // NCCL has no tags: messages between two ranks match in the order they are
-// issued, so the tag arguments are accepted and ignored. Every operation of
-// one communicator runs in issue order on its stream, which is why separately
-// issued isend and irecv cannot wait for each other: a pair of ranks that
-// exchange in both directions must use start_sendrecv (one NCCL group).
+// issued, so the tag arguments are accepted and ignored. All operations of a
+// communicator run in issue order on its one stream, so an isend and an irecv
+// issued separately do not overlap: two ranks that both irecv before they
+// isend wait for each other forever. Exchanges in both directions belong in
+// start_sendrecv, which is one NCCL group.
 #include <cuda_runtime.h>
 #include <mpi.h>
 #include <nccl.h>
@@ -38,33 +39,42 @@ std::string nccl_failure(const char* call, const char* file, int line, ncclResul
 
 }  // namespace
 
-#define PARALAB_NCCL_CHECK(call)                                                             \
-  do {                                                                                       \
-    ncclResult_t paralab_nccl_status_ = (call);                                              \
-    if (paralab_nccl_status_ != ncclSuccess)                                                 \
-      throw ::paralab::RuntimeError(                                                         \
-          ::paralab::comm::nccl_failure(#call, __FILE__, __LINE__, paralab_nccl_status_));   \
+#define PARALAB_NCCL_CHECK(call)                                                           \
+  do {                                                                                     \
+    ncclResult_t paralab_nccl_status_ = (call);                                            \
+    if (paralab_nccl_status_ != ncclSuccess)                                               \
+      throw ::paralab::RuntimeError(                                                       \
+          ::paralab::comm::nccl_failure(#call, __FILE__, __LINE__, paralab_nccl_status_)); \
   } while (0)
 
 namespace {
 
 ncclDataType_t nccl_type(DType type) {
   switch (type) {
-    case DType::f32: return ncclFloat32;
-    case DType::f64: return ncclFloat64;
-    case DType::bf16: return ncclBfloat16;
-    case DType::i32: return ncclInt32;
-    case DType::i64: return ncclInt64;
-    case DType::u8: return ncclUint8;
+    case DType::f32:
+      return ncclFloat32;
+    case DType::f64:
+      return ncclFloat64;
+    case DType::bf16:
+      return ncclBfloat16;
+    case DType::i32:
+      return ncclInt32;
+    case DType::i64:
+      return ncclInt64;
+    case DType::u8:
+      return ncclUint8;
   }
   throw RuntimeError("NCCL backend: unknown DType");
 }
 
 ncclRedOp_t nccl_op(ReduceOp op) {
   switch (op) {
-    case ReduceOp::sum: return ncclSum;
-    case ReduceOp::max: return ncclMax;
-    case ReduceOp::min: return ncclMin;
+    case ReduceOp::sum:
+      return ncclSum;
+    case ReduceOp::max:
+      return ncclMax;
+    case ReduceOp::min:
+      return ncclMin;
   }
   throw RuntimeError("NCCL backend: unknown ReduceOp");
 }
@@ -188,11 +198,10 @@ class NcclCommunicator final : public Communicator {
   explicit NcclCommunicator(MPI_Comm comm)
       : Communicator(comm_rank(comm), comm_size(comm)), mpi_(comm) {
     const ncclUniqueId id = shared_unique_id(mpi_.get(), rank());
-    // One rank's failure (a duplicate GPU, no device) becomes every rank's error.
-    agree_on(mpi_.get(), [&] {
-      stream_ = make_stream();
-      nccl_ = init_rank(size(), id, rank());
-    });
+    // Agreed on before ncclCommInitRank, which would wait forever for a rank
+    // that failed here; its own failures (two ranks on one GPU) are seen by all.
+    agree_on(mpi_.get(), [&] { stream_ = make_stream(); });
+    agree_on(mpi_.get(), [&] { nccl_ = init_rank(size(), id, rank()); });
   }
   ~NcclCommunicator() override {
     // ncclCommDestroy expects no queued operation; the members release the rest.
@@ -260,7 +269,8 @@ class NcclCommunicator final : public Communicator {
         ncclAllReduce(send, recv, count, nccl_type(type), nccl_op(op), comm(), stream()));
   }
   void allgather(const void* send, void* recv, size_t count_per_rank, DType type) override {
-    PARALAB_NCCL_CHECK(ncclAllGather(send, recv, count_per_rank, nccl_type(type), comm(), stream()));
+    PARALAB_NCCL_CHECK(
+        ncclAllGather(send, recv, count_per_rank, nccl_type(type), comm(), stream()));
   }
   void reduce_scatter(const void* send, void* recv, size_t count_per_rank, DType type,
                       ReduceOp op) override {

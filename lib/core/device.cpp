@@ -16,7 +16,7 @@ namespace paralab {
 
 namespace {
 
-[[noreturn]] void no_cuda() {
+[[noreturn, maybe_unused]] void no_cuda() {
   throw UsageError("--device cuda: this build has no CUDA backend (configure with nvcc present)");
 }
 
@@ -52,14 +52,19 @@ bool cuda_built() {
 #endif
 }
 
-void bind_device(Device device, int local_rank) {
+void bind_device(Device device, int local_rank, int local_size) {
   if (device == Device::cpu) return;
 #ifdef PARALAB_HAVE_CUDA
   const int count = cuda::device_count();
   if (count == 0) throw RuntimeError("--device cuda: no CUDA GPU is visible to this process");
-  cuda::set_device(local_rank % count);
+  if (count < local_size)
+    throw RuntimeError("--device cuda: " + std::to_string(local_size) +
+                       " ranks on this host but only " + std::to_string(count) +
+                       " GPU(s) visible; run one rank per GPU");
+  cuda::set_device(local_rank);
 #else
   (void)local_rank;
+  (void)local_size;
   no_cuda();
 #endif
 }

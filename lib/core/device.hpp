@@ -14,9 +14,10 @@ std::string_view device_label(Device device);  // "cpu" | "cuda"
 Device parse_device(std::string_view text);    // throws UsageError
 bool cuda_built();                             // compiled with the CUDA backend
 
-// Makes `device` usable by this rank: for CUDA, picks GPU local_rank % count.
-// Throws UsageError if CUDA was not built, RuntimeError if no GPU is visible.
-void bind_device(Device device, int local_rank);
+// Makes `device` usable by this rank: for CUDA, GPU number local_rank.
+// Throws UsageError if CUDA was not built, RuntimeError if this host has
+// fewer visible GPUs than ranks (NCCL needs one GPU per rank).
+void bind_device(Device device, int local_rank, int local_size);
 // "AMD EPYC 9654 96-Core Processor" or "NVIDIA H100 80GB HBM3".
 std::string device_name(Device device);
 // Waits for all work queued on the device (no-op on the CPU).

@@ -103,8 +103,9 @@ void App::parse() {
     common_.out = "results/" + info_.name + "-" + results::utc_stamp() + ".h5";
   if (common_.mode == Mode::measure) {
     if (common_.device == Device::cuda && !cuda_built())
-      bind_device(common_.device, 0);  // UsageError
-    agree_on(world_.comm(), [&] { bind_device(common_.device, world_.local_rank()); });
+      bind_device(common_.device, 0, 1);  // a UsageError, the same on every rank
+    agree_on(world_.comm(),
+             [&] { bind_device(common_.device, world_.local_rank(), world_.local_size()); });
   }
 }
 

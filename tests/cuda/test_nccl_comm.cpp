@@ -41,8 +41,12 @@ struct Backends {
 };
 Backends* backends = nullptr;  // set by main() around RUN_ALL_TESTS
 
-Communicator& mpi() { return *backends->mpi; }
-Communicator& nccl() { return *backends->nccl; }
+Communicator& mpi() {
+  return *backends->mpi;
+}
+Communicator& nccl() {
+  return *backends->nccl;
+}
 
 // Multiples of 1/2 in [-4, 4] that differ between ranks and neighbouring
 // indices, so a block from the wrong rank or at the wrong offset shows.
@@ -132,8 +136,8 @@ void expect_same(DType type, const Case& k, const Operation& op) {
     if (mismatches++ == 0) first = i;
   }
   EXPECT_EQ(mismatches, 0u) << "rank " << nccl().rank() << ": " << mismatches << " of "
-                            << actual.size() << " elements differ; first at " << first
-                            << ": nccl " << actual[first] << ", mpi " << expected[first];
+                            << actual.size() << " elements differ; first at " << first << ": nccl "
+                            << actual[first] << ", mpi " << expected[first];
 }
 
 const char* op_name(ReduceOp op) {
@@ -237,7 +241,9 @@ TEST_P(NcclVsMpi, Alltoall) {
 }
 
 // Block sizes 0..66 that differ per pair (zeros from three ranks up).
-size_t block(int source, int dest) { return static_cast<size_t>((3 * source + 5 * dest + 1) % 7) * 11; }
+size_t block(int source, int dest) {
+  return static_cast<size_t>((3 * source + 5 * dest + 1) % 7) * 11;
+}
 
 struct Layout {
   std::vector<size_t> counts;
@@ -359,7 +365,7 @@ int run_tests(const World& world) {
     delete listeners.Release(listeners.default_result_printer());
     listeners.Append(new FailurePrinter(world.rank()));
   }
-  bind_device(Device::cuda, world.local_rank());
+  bind_device(Device::cuda, world.local_rank(), world.local_size());
   Backends both{comm::make_mpi_communicator(world.comm()),
                 comm::make_nccl_communicator(world.comm())};
   backends = &both;
@@ -376,9 +382,10 @@ int main(int argc, char** argv) {
   paralab::World world(argc, argv);
   ::testing::InitGoogleTest(&argc, argv);
   if (!paralab::every_rank_has_its_own_gpu(world)) {
-    world.printf("test_nccl_comm: skipped: each of the %d ranks on a node needs a CUDA GPU of its "
-                 "own (%d visible to rank 0)\n",
-                 world.local_size(), paralab::cuda::device_count());
+    world.printf(
+        "test_nccl_comm: skipped: each of the %d ranks on a node needs a CUDA GPU of its "
+        "own (%d visible to rank 0)\n",
+        world.local_size(), paralab::cuda::device_count());
     return paralab::kSkipped;
   }
   try {

@@ -14,7 +14,9 @@ EventTimer::EventTimer() {
   PARALAB_CUDA_CHECK(created);
 }
 
-EventTimer::~EventTimer() { release(); }
+EventTimer::~EventTimer() {
+  release();
+}
 
 EventTimer::EventTimer(EventTimer&& other) noexcept
     : start_(std::exchange(other.start_, nullptr)),

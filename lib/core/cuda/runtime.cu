@@ -36,6 +36,9 @@ void free_device(void* pointer) {
 
 void copy_to_device(void* device, const void* host, size_t bytes) {
   PARALAB_CUDA_CHECK(cudaMemcpy(device, host, bytes, cudaMemcpyHostToDevice));
+  // From pageable memory cudaMemcpy may return before the DMA lands, and the
+  // non-blocking streams NCCL and kernels use do not order after it.
+  PARALAB_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 void copy_to_host(void* host, const void* device, size_t bytes) {
