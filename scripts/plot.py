@@ -32,8 +32,9 @@ SCHEMA_VERSION = 1
 RANK_ATTRS = ("world_size", "ranks")  # x axes along which files join into one curve
 # Root attributes copied onto every point, so they work with --x, --where and --series.
 FILE_ATTRS = ("app", "world_size", "mode", "backend", "device", "device_name", "git_commit", "file")
+# Unit suffixes of docs/results.md (and a few likely ones) -> axis label units.
 UNITS = {"us": "us", "ms": "ms", "ns": "ns", "s": "s", "GBps": "GB/s", "MBps": "MB/s",
-         "Gbps": "Gb/s", "GFLOPs": "GFLOP/s", "TFLOPs": "TFLOP/s", "pct": "%", "B": "B"}
+         "Gbps": "Gb/s", "gflops": "GFLOP/s", "tflops": "TFLOP/s", "pct": "%", "B": "B"}
 SIZE_SUFFIXES = ["", "K", "M", "G", "T"]
 
 
@@ -42,8 +43,8 @@ class ResultError(Exception):
 
 
 class Point:
-    def __init__(self, file, attrs, params):
-        self.file, self.attrs, self.params = file, attrs, params
+    def __init__(self, file, attrs, params, metrics=()):
+        self.file, self.attrs, self.params, self.metrics = file, attrs, params, metrics
 
 
 def python_value(v):
@@ -75,9 +76,14 @@ def load(path):
         points = []
         for name in sorted(f["points"]):  # zero-padded names sort in run order
             attrs = {k: python_value(v) for k, v in f["points"][name].attrs.items()}
-            params = attrs.pop("parameters", ())
-            points.append(Point(root, {**common, **attrs}, tuple(params)))
+            params, metrics = (as_names(attrs.pop(k, ())) for k in ("parameters", "metrics"))
+            points.append(Point(root, {**common, **attrs}, params, metrics))
     return root, points
+
+
+def as_names(value):
+    """A string-list attribute as a tuple (h5py gives a lone string for one name)."""
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def is_number(v):
@@ -126,8 +132,12 @@ def fmt_value(name, v):
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def fmt_list(items, most):
+    return ", ".join(items[:most]) + (" ..." if len(items) > most else "")
+
+
 def axis_label(name):
-    """busbw_GBps -> 'busbw (GB/s)', time_us_median -> 'time median (us)', world_size -> 'world size'."""
+    """busbw_GBps -> 'busbw (GB/s)', time_us_median -> 'time median (us)'."""
     first, *rest = name.split("_")
     units = [UNITS[w] for w in rest if w in UNITS]
     words = [first] + [w for w in rest if w not in UNITS]
@@ -147,19 +157,34 @@ def select(points, wheres):
         kept = [p for p in points if any(matches(p.attrs.get(attr), w) for w in wanted)]
         if not kept:
             values = sorted({p.attrs[attr] for p in points if attr in p.attrs}, key=sort_key)
-            shown = ", ".join(fmt_value(attr, v) for v in values[:12]) + (" ..." if len(values) > 12 else "")
+            shown = fmt_list([fmt_value(attr, v) for v in values], 12)
             raise ResultError(f"nothing left to plot after --where {attr}={','.join(wanted)}; "
                               f"the points there have {attr} = {shown or 'nothing'}")
         points = kept
     return points
 
 
+def renames_x(points, x, key):
+    """True when key and x determine each other one to one among points that agree on
+    everything else (comm_bench's requested `size` against its rounded `bytes`)."""
+    groups = {}
+    for p in points:
+        rest = tuple((k, p.attrs.get(k)) for k in p.params if k not in (x, key))
+        groups.setdefault((p.file["path"], rest), set()).add((p.attrs.get(key), p.attrs.get(x)))
+    return all(len(g) == len({k for k, _ in g}) == len({v for _, v in g})
+               for g in groups.values())
+
+
 def default_series(points, files, x):
     keys = list(dict.fromkeys(k for p in points for k in p.params))
-    drop = RANK_ATTRS if x in RANK_ATTRS else (x,)  # a rank count as series would split scaling curves
-    keys = [k for k in keys if k not in drop]
+    # A rank count as a series would split a scaling curve into one-point lines.
+    keys = [k for k in keys if k not in (RANK_ATTRS if x in RANK_ATTRS else (x,))]
+    # A parameter that only renames x within each file (comm_bench's requested `size`
+    # against the rounded `bytes`) would give every point a line of its own.
+    keys = [k for k in keys if not renames_x(points, x, k)]
     # Apps whose parameters do not name the rank count still get one line per world size.
-    if x not in RANK_ATTRS and "ranks" not in keys and len({f.get("world_size") for f in files}) > 1:
+    world_sizes = {f.get("world_size") for f in files}
+    if x not in RANK_ATTRS and "ranks" not in keys and len(world_sizes) > 1:
         keys.append("world_size")
     return keys
 
@@ -181,7 +206,8 @@ def make_lines(points, x, series_keys):
         else:
             labels[key] = ", ".join(f"{k}={fmt_value(k, values[k])}" for k in varying)
     if len({(labels[k], k[1]) for k in lines}) < len(lines):  # the same series in several files
-        labels = {k: ", ".join(s for s in (labels[k], lines[k][0].file["file"]) if s) for k in lines}
+        labels = {k: ", ".join(s for s in (labels[k], lines[k][0].file["file"]) if s)
+                  for k in lines}
     return lines, labels, varying
 
 
@@ -191,13 +217,14 @@ def set_ticks(ax, which, name, values, log):
     axis = ax.xaxis if which == "x" else ax.yaxis
     integers = bool(values) and all(is_number(v) and float(v).is_integer() for v in values)
     if log:
-        (ax.set_xscale if which == "x" else ax.set_yscale)("log", **({"base": 2} if integers else {}))
+        set_scale = ax.set_xscale if which == "x" else ax.set_yscale
+        set_scale("log", **({"base": 2} if integers else {}))
     if not integers:
         return
     distinct = sorted(set(values))
     if not is_size(name) and len(distinct) <= 10:
         axis.set_major_locator(ticker.FixedLocator(distinct))
-    elif log:  # at most ~10 powers of two, in phase with the data (1K, 4K, 16K, not 2K, 8K)
+    elif log and distinct[-1] > 0:  # <= 10 powers of two, in phase with the data (1K, 4K, 16K)
         exps = [round(np.log2(v)) for v in distinct if v > 0]
         stride = max(1, -(-(max(exps) - min(exps)) // 9))
         phase = max(range(stride), key=lambda r: sum(e % stride == r for e in exps))
@@ -226,11 +253,12 @@ def draw(args, points, series_keys):
             print(f"plot.py: warning: line '{labels[key] or 'all'}' has several points at one "
                   f"{args.x}; separate them with --series or --where", file=sys.stderr)
         label, sim = labels[key], key[1]
+        legend = (f"{label} (simulated)" if label else "simulated") if sim else label or "measured"
         ax.plot([p.attrs[args.x] for p in pts], [p.attrs[args.y] for p in pts],
                 linestyle="--" if sim else "-", marker="x" if sim else "o", markersize=5,
                 linewidth=1.5, clip_on=False,  # markers at y=0 stay whole
                 color=colors.setdefault(label, palette[len(colors) % len(palette)]),
-                label=(f"{label} (simulated)" if label else "simulated") if sim else label or "measured")
+                label=legend)
     if dropped:
         print(f"plot.py: warning: left out {dropped} point(s) with {args.y} <= 0 (log axis)",
               file=sys.stderr)
@@ -243,12 +271,14 @@ def draw(args, points, series_keys):
 
     # The subtitle names what every point shares (e.g. the --where choices), so labels stay short.
     params = list(dict.fromkeys(k for p in points for k in p.params))
-    shared = [k for k in ["app", "device_name"] + params + ([] if "ranks" in params else ["world_size"])
-              if k != args.x and k not in varying and len({p.attrs.get(k) for p in points}) == 1
-              and k in points[0].attrs]
+    candidates = params + ([] if "ranks" in params else ["world_size"])
+    shared = [k for k in ["app", "device_name"] + candidates
+              if k != args.x and k not in varying and k in points[0].attrs
+              and len({p.attrs.get(k) for p in points}) == 1]
     first = points[0].attrs
     where = " on ".join(str(first[k]) for k in ("app", "device_name") if k in shared)
-    values = ", ".join(f"{k}={fmt_value(k, first[k])}" for k in shared if k not in ("app", "device_name"))
+    values = ", ".join(f"{k}={fmt_value(k, first[k])}" for k in shared
+                       if k not in ("app", "device_name"))
     ax.set_title(": ".join(s for s in (where, values) if s), fontsize=9, color="0.35")
     fig.suptitle(args.title or f"{axis_label(args.y)} vs {axis_label(args.x)}", fontsize=12)
     ax.set_xlabel(axis_label(args.x))
@@ -266,11 +296,14 @@ def draw(args, points, series_keys):
 
 def list_attributes(files, points):
     for f in files:
-        print(f"{f['path']}: {f.get('app')}, world_size {f.get('world_size')}, mode {f.get('mode')}, "
-              f"{sum(p.file is f for p in points)} points")
+        print(f"{f['path']}: {f.get('app')}, world_size {f.get('world_size')}, "
+              f"mode {f.get('mode')}, {sum(p.file is f for p in points)} points")
     params = {k for p in points for k in p.params}
+    metrics = {k for p in points for k in p.metrics}
     sections = [("parameters (identify a point)", lambda k: k in params),
-                ("metrics and other point attributes", lambda k: k not in params and k not in FILE_ATTRS),
+                ("metrics", lambda k: k in metrics),
+                ("other point attributes",
+                 lambda k: k not in params and k not in metrics and k not in FILE_ATTRS),
                 ("file attributes (the same for all points of a file)", lambda k: k in FILE_ATTRS)]
     for title, wanted in sections:
         print(title + ":")
@@ -279,7 +312,7 @@ def list_attributes(files, points):
             if len(vals) > 6 and all(is_number(v) for v in vals):
                 desc = f"{fmt_value(k, vals[0])} .. {fmt_value(k, vals[-1])} ({len(vals)} values)"
             else:
-                desc = ", ".join(fmt_value(k, v) for v in vals[:8]) + (" ..." if len(vals) > 8 else "")
+                desc = fmt_list([fmt_value(k, v) for v in vals], 8)
             print(f"  {k:<16} {desc}")
 
 
@@ -289,8 +322,10 @@ def fail(message):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.error = lambda msg: (parser.print_usage(sys.stderr), fail(msg))  # usage errors exit 1 too
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    # Usage errors exit 1 like every paralab tool (argparse's own choice is 2).
+    parser.error = lambda msg: (parser.print_usage(sys.stderr), fail(msg))
     parser.add_argument("files", nargs="+", metavar="FILE.h5")
     parser.add_argument("--x", help="point attribute on the x axis (e.g. bytes, ranks)")
     parser.add_argument("--y", help="point attribute on the y axis (e.g. busbw_GBps)")
@@ -321,19 +356,24 @@ def main(argv=None):
             if not eq or not attr:
                 raise ResultError(f"--where '{clause}' is not ATTR=VALUE")
             wheres.append((attr, value.split(",")))
-        series_keys = args.series.split(",") if args.series else default_series(points, files, args.x)
+        series_keys = (args.series.split(",") if args.series
+                       else default_series(points, files, args.x))
         available = attribute_names(points)
-        for option, name in ([("--x", args.x), ("--y", args.y)] + [("--where", a) for a, _ in wheres]
-                             + [("--series", k) for k in series_keys]):
+        named = ([("--x", args.x), ("--y", args.y)] + [("--where", a) for a, _ in wheres]
+                 + [("--series", k) for k in series_keys])
+        for option, name in named:
             if name not in available:
-                raise ResultError(f"{option}: unknown attribute '{name}'; available: {', '.join(available)}")
+                raise ResultError(f"{option}: unknown attribute '{name}'; "
+                                  f"available: {', '.join(available)}")
         if not any(is_number(p.attrs.get(args.y)) for p in points):
             raise ResultError(f"--y {args.y} is not a number in any point")
         points = select(points, wheres)
         for f in files:
             if not any(p.file is f for p in points):
-                print(f"plot.py: warning: {f['path']}: no point left after --where", file=sys.stderr)
-        args.output = args.output or f"{os.path.splitext(args.files[0])[0]}_{args.y}_vs_{args.x}.png"
+                print(f"plot.py: warning: {f['path']}: no point left after --where",
+                      file=sys.stderr)
+        stem = os.path.splitext(args.files[0])[0]
+        args.output = args.output or f"{stem}_{args.y}_vs_{args.x}.png"
         draw(args, points, series_keys)
     except ResultError as e:
         fail(str(e))

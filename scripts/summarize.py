@@ -13,15 +13,18 @@ import os
 import signal
 import sys
 
+sys.dont_write_bytecode = True  # importing plot.py should not leave __pycache__ in scripts/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from plot import FILE_ATTRS, ResultError, fmt_size, fmt_value, is_number, load  # noqa: E402
+from plot import (FILE_ATTRS, ResultError, fmt_list, fmt_size, fmt_value,  # noqa: E402
+                  is_number, load)
 
 
 def print_table(header, rows):
     """Left-aligned first column, right-aligned numbers, two spaces between columns."""
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     for r in [header] + rows:
-        cells = [str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        cells = [str(c).rjust(w) for c, w in zip(r, widths)]
+        cells[0] = str(r[0]).ljust(widths[0])
         print("  " + "  ".join(cells).rstrip())
 
 
@@ -53,11 +56,10 @@ def comm_bench_rows(points):
 
 def generic_summary(points):
     params = list(dict.fromkeys(k for p in points for k in p.params))
-    metrics = list(dict.fromkeys(k for p in points for k, v in p.attrs.items()
-                                 if k not in params and k not in FILE_ATTRS and is_number(v)))
+    metrics = list(dict.fromkeys(k for p in points for k in p.metrics))
     for k in params:
         values = list(dict.fromkeys(fmt_value(k, p.attrs.get(k)) for p in points))
-        print(f"  {k}: {', '.join(values[:10])}{' ...' if len(values) > 10 else ''}")
+        print(f"  {k}: {fmt_list(values, 10)}")
     print(f"  metrics: {', '.join(metrics)}")
 
 
@@ -66,7 +68,7 @@ def summarize(path, root, points):
     hosts = (hosts,) if isinstance(hosts, str) else hosts
     mode = "simulated" if root["simulated"] else root.get("mode", "?")
     print(f"{path}")
-    host_names = f" ({', '.join(hosts[:4])}{' ...' if len(hosts) > 4 else ''})" if hosts else ""
+    host_names = f" ({fmt_list(list(hosts), 4)})" if hosts else ""
     print(f"  {root.get('app', '?')}: world size {root.get('world_size', '?')} on {len(hosts)} "
           f"host(s){host_names}, {mode}, "
           f"backend {root.get('backend', '?')}, device {root.get('device', '?')} "

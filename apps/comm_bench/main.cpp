@@ -1,6 +1,7 @@
 // comm_bench: point-to-point and collective bandwidth and latency over the
 // paralab communication layer (MPI on the CPU, NCCL on CUDA), nccl-tests
 // style. Its per-iteration times calibrate lib/sim's network models.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -73,9 +74,16 @@ std::vector<uint64_t> size_sweep(const Options& o) {
   return sizes;
 }
 
-// Everything one sweep point measured, as rank 0 records it.
-struct PointResult {
-  Summary time_s;
+// One sweep point of one operation: what was asked, the layout it became,
+// and (on rank 0) what was measured.
+struct Point {
+  const Collective* op = nullptr;
+  DType type = DType::f32;
+  uint64_t size = 0;  // requested bytes
+  Layout layout;      // rounded to whole elements and equal blocks
+  int group_size = 1;
+  TimeMatrix times = {};  // [iteration][rank], seconds
+  Summary time_s = {};    // of the slowest rank per iteration
   double algbw_GBps = 0, busbw_GBps = 0;
   int64_t wrong = -1;  // -1: not checked
 };
@@ -125,27 +133,33 @@ std::vector<double> time_iterations(const Collective& op, comm::Communicator& c,
   return seconds;
 }
 
-void record(App& app, const Collective& op, DType type, const Layout& l, const PointResult& r,
-            const TimeMatrix& times, double factor, int group_size) {
+void record(App& app, const Point& p) {
   results::Group g = app.add_point();
-  g.attr("parameters", std::vector<std::string>{"op", "dtype", "bytes", "ranks"});
-  g.attr("op", std::string(op.name));
-  g.attr("dtype", std::string(dtype_name(type)));
-  g.attr("bytes", static_cast<int64_t>(l.bytes));
-  g.attr("count", static_cast<int64_t>(l.bytes / dtype_size(type)));
-  g.attr("ranks", static_cast<int64_t>(times.ranks));
-  g.attr("group_size", static_cast<int64_t>(group_size));
-  g.attr("iters", static_cast<int64_t>(times.iterations));
-  g.attr("time_us_median", r.time_s.median * 1e6);
-  g.attr("time_us_min", r.time_s.min * 1e6);
-  g.attr("time_us_max", r.time_s.max * 1e6);
-  g.attr("time_us_p95", r.time_s.p95 * 1e6);
-  g.attr("time_us_mean", r.time_s.mean * 1e6);
-  g.attr("algbw_GBps", r.algbw_GBps);
-  g.attr("busbw_GBps", r.busbw_GBps);
-  g.attr("bus_factor", factor);
-  g.attr("wrong", r.wrong);
-  g.dataset("time_s", times.values, {times.iterations, times.ranks}, "s", "iteration,rank");
+  // group_size tells points apart only when a grid splits the world.
+  std::vector<std::string> parameters = {"op", "dtype", "size", "ranks"};
+  if (static_cast<size_t>(p.group_size) != p.times.ranks) parameters.push_back("group_size");
+  g.attr("parameters", parameters);
+  g.attr("metrics",
+         std::vector<std::string>{"time_us_median", "time_us_min", "time_us_max", "time_us_p95",
+                                  "time_us_mean", "algbw_GBps", "busbw_GBps", "wrong"});
+  g.attr("op", std::string(p.op->name));
+  g.attr("dtype", std::string(dtype_name(p.type)));
+  g.attr("size", p.size);
+  g.attr("bytes", p.layout.bytes);
+  g.attr("count", p.layout.bytes / dtype_size(p.type));
+  g.attr("ranks", p.times.ranks);
+  g.attr("group_size", p.group_size);
+  g.attr("iters", p.times.iterations);
+  g.attr("time_us_median", p.time_s.median * 1e6);
+  g.attr("time_us_min", p.time_s.min * 1e6);
+  g.attr("time_us_max", p.time_s.max * 1e6);
+  g.attr("time_us_p95", p.time_s.p95 * 1e6);
+  g.attr("time_us_mean", p.time_s.mean * 1e6);
+  g.attr("algbw_GBps", p.algbw_GBps);
+  g.attr("busbw_GBps", p.busbw_GBps);
+  g.attr("bus_factor", p.op->bus_factor(p.group_size));
+  g.attr("wrong", p.wrong);
+  g.dataset("time_s", p.times.values, {p.times.iterations, p.times.ranks}, "s", "iteration,rank");
 }
 
 Table make_table(const World& world) {
@@ -160,49 +174,61 @@ Table make_table(const World& world) {
                        {"#wrong", "", 7}});
 }
 
+// Times one point (and checks it under --check); the summary is on rank 0.
+Point measure_point(App& app, comm::Communicator& c, const Collective& op, DType type,
+                    uint64_t size, const Layout& layout) {
+  const auto& common = app.common();
+  Point p{.op = &op, .type = type, .size = size, .layout = layout, .group_size = c.size()};
+  Buffers b{Buffer(c.device(), layout.send_count * dtype_size(type)),
+            Buffer(c.device(), layout.recv_count * dtype_size(type))};
+  fill_send(b, layout, type, c.rank());
+  auto local = time_iterations(op, c, b, layout, type, common.warmup, common.iters);
+  if (common.check) p.wrong = check_point(op, c, b, layout, type, app.world().comm());
+  p.times = gather_samples(app.world().comm(), local);
+  if (app.world().is_root()) {
+    p.time_s = summarize(p.times.max_over_ranks());
+    p.algbw_GBps = static_cast<double>(layout.bytes) / p.time_s.median / 1e9;
+    p.busbw_GBps = p.algbw_GBps * op.bus_factor(c.size());
+  }
+  return p;
+}
+
+void print_row(const Table& table, const Point& p, bool checked) {
+  table.print_row({cell("%zu", p.layout.bytes), cell("%zu", p.layout.bytes / dtype_size(p.type)),
+                   std::string(dtype_name(p.type)), cell("%.2f", p.time_s.median * 1e6),
+                   cell("%.2f", p.time_s.min * 1e6), cell("%.2f", p.time_s.max * 1e6),
+                   cell("%.3f", p.algbw_GBps), cell("%.3f", p.busbw_GBps),
+                   checked ? cell("%lld", static_cast<long long>(p.wrong)) : "N/A"});
+}
+
 // Runs every size of one operation; returns the total count of wrong elements.
 int64_t run_operation(App& app, comm::Communicator& c, const Collective& op, DType type,
                       const std::vector<uint64_t>& sizes) {
-  const auto& common = app.common();
-  const double factor = op.bus_factor(c.size());
-  Table table = make_table(app.world());
-  app.world().printf("#\n# %s\n", std::string(op.name).c_str());
+  World& world = app.world();
+  Table table = make_table(world);
+  world.printf("#\n# %s\n", std::string(op.name).c_str());
   table.print_header();
   int64_t wrong_total = 0;
   double busbw_sum = 0;
   int points = 0;
   for (uint64_t size : sizes) {
-    const Layout l = op.layout(size, dtype_size(type), c.rank(), c.size());
-    if (l.bytes == 0) {
-      app.world().printf("# %llu B: skipped, less than one %s element per rank\n",
-                         static_cast<unsigned long long>(size),
-                         std::string(dtype_name(type)).c_str());
+    const Layout layout = op.layout(size, dtype_size(type), c.rank(), c.size());
+    if (layout.bytes == 0) {
+      world.printf("# %llu B: skipped, less than one %s element per rank\n",
+                   static_cast<unsigned long long>(size), std::string(dtype_name(type)).c_str());
       continue;
     }
-    Buffers b{Buffer(c.device(), l.send_count * dtype_size(type)),
-              Buffer(c.device(), l.recv_count * dtype_size(type))};
-    fill_send(b, l, type, c.rank());
-    auto local = time_iterations(op, c, b, l, type, common.warmup, common.iters);
-    PointResult r;
-    if (common.check) wrong_total += r.wrong = check_point(op, c, b, l, type, app.world().comm());
-    TimeMatrix times = gather_samples(app.world().comm(), local);
-    if (app.world().is_root()) {
-      r.time_s = summarize(times.max_over_ranks());
-      r.algbw_GBps = static_cast<double>(l.bytes) / r.time_s.median / 1e9;
-      r.busbw_GBps = r.algbw_GBps * factor;
-      record(app, op, type, l, r, times, factor, c.size());
-      busbw_sum += r.busbw_GBps;
-      ++points;
-      table.print_row({cell("%zu", l.bytes), cell("%zu", l.bytes / dtype_size(type)),
-                       std::string(dtype_name(type)), cell("%.2f", r.time_s.median * 1e6),
-                       cell("%.2f", r.time_s.min * 1e6), cell("%.2f", r.time_s.max * 1e6),
-                       cell("%.3f", r.algbw_GBps), cell("%.3f", r.busbw_GBps),
-                       common.check ? cell("%lld", static_cast<long long>(r.wrong)) : "N/A"});
-    }
+    const Point p = measure_point(app, c, op, type, size, layout);
+    wrong_total += std::max<int64_t>(p.wrong, 0);
+    if (!world.is_root()) continue;
+    record(app, p);
+    print_row(table, p, app.common().check);
+    busbw_sum += p.busbw_GBps;
+    ++points;
   }
   if (points > 0)
-    app.world().printf("# %s: average bus bandwidth %.3f GB/s\n", std::string(op.name).c_str(),
-                       busbw_sum / points);
+    world.printf("# %s: average bus bandwidth %.3f GB/s\n", std::string(op.name).c_str(),
+                 busbw_sum / points);
   return wrong_total;
 }
 

@@ -42,6 +42,9 @@ class Group {
   void attr(const std::string& name, int64_t value);
   void attr(const std::string& name, int value) { attr(name, static_cast<int64_t>(value)); }
   void attr(const std::string& name, uint64_t value) { attr(name, static_cast<int64_t>(value)); }
+  void attr(const std::string& name, unsigned long long value) {
+    attr(name, static_cast<int64_t>(value));
+  }
   void attr(const std::string& name, const std::string& value);
   void attr(const std::string& name, const char* value) { attr(name, std::string(value)); }
   void attr(const std::string& name, const std::vector<std::string>& values);

@@ -36,6 +36,7 @@ plot=("$python" "$src_dir/scripts/plot.py")
 summarize=("$python" "$src_dir/scripts/summarize.py")
 # mpirun refuses root without these; ctest sets them, a hand-run may not.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export PYTHONDONTWRITEBYTECODE=1  # the checks import plot.py; keep the source tree clean
 
 if ! "$python" -c 'import h5py, matplotlib, numpy' 2>/dev/null; then
   say "SKIP: $python cannot import h5py, matplotlib and numpy"
@@ -96,14 +97,14 @@ check_png "$out" "${#ops[@]}"
 
 # Scaling curve over ranks from two files: one line, points at 1 and 2 ranks.
 out=$("${plot[@]}" "$tmp/np1.h5" "$tmp/np2.h5" --x ranks --y busbw_GBps \
-  --where op=allreduce --where bytes=1048576 -o "$tmp/scaling.png")
+  --where op=allreduce --where size=1048576 -o "$tmp/scaling.png")
 [[ $out == "$tmp/scaling.png" ]] || fail "plot.py printed '$out'"
 check_png "$tmp/scaling.png" 1
 PYTHONPATH=$src_dir/scripts "$python" - "$tmp" <<'EOF' || fail "scaling points do not form one line"
 import sys
 import plot
 points = [p for f in ("np1", "np2") for p in plot.load(f"{sys.argv[1]}/{f}.h5")[1]]
-points = plot.select(points, [("op", ["allreduce"]), ("bytes", ["1M"])])  # suffix == 1048576
+points = plot.select(points, [("op", ["allreduce"]), ("size", ["1M"])])  # suffix == 1048576
 lines, _, _ = plot.make_lines(points, "ranks", plot.default_series(points, [], "ranks"))
 assert len(lines) == 1, list(lines)
 assert sorted(p.attrs["ranks"] for p in next(iter(lines.values()))) == [1, 2]
@@ -111,7 +112,7 @@ EOF
 
 # --list shows parameters and metrics.
 "${plot[@]}" "$tmp/np1.h5" --list >"$tmp/list.txt"
-for attr in op bytes busbw_GBps time_us_median world_size; do
+for attr in op size bytes busbw_GBps time_us_median world_size; do
   grep -qE "^  $attr " "$tmp/list.txt" || fail "--list does not show $attr: $(cat "$tmp/list.txt")"
 done
 say "plots and --list ok"
@@ -177,8 +178,8 @@ expect_error "missing.h5: no such file" "${plot[@]}" "$tmp/missing.h5" "${xy[@]}
 expect_error "text.h5: not an HDF5 file" "${plot[@]}" "$tmp/text.h5" "${xy[@]}"
 expect_error "plain.h5: not a paralab result" "${plot[@]}" "$tmp/plain.h5" "${xy[@]}"
 expect_error "schema_version 2 is newer" "${plot[@]}" "$tmp/v2.h5" "${xy[@]}"
-expect_error "--x: unknown attribute 'size'; available: .*bytes" \
-  "${plot[@]}" "$tmp/np1.h5" --x size --y busbw_GBps -o "$tmp/bad.png"
+expect_error "--x: unknown attribute 'bogus'; available: .*bytes" \
+  "${plot[@]}" "$tmp/np1.h5" --x bogus --y busbw_GBps -o "$tmp/bad.png"
 expect_error "--y: unknown attribute 'bw'; available: .*busbw_GBps" \
   "${plot[@]}" "$tmp/np1.h5" --x bytes --y bw -o "$tmp/bad.png"
 expect_error "nothing left to plot after --where op=broadcast; .*allreduce" \
