@@ -248,7 +248,7 @@ void run(App& app) {
   app.open_results(comm->backend());
   World& world = app.world();
   world.printf("# comm_bench: %d ranks on %zu host(s), backend %s, device %s\n", world.size(),
-               world.hosts().size(), std::string(comm->backend()).c_str(),
+               app.hosts().size(), std::string(comm->backend()).c_str(),
                std::string(device_label(app.common().device)).c_str());
   if (!o.grid.empty())
     world.printf("# grid %s: %d groups of %d ranks along '%s' communicate at once\n",

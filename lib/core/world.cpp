@@ -73,9 +73,11 @@ void agree(MPI_Comm comm, bool ok, const std::string& message_if_failed, ExitCod
   int first_failed = ok ? size : rank;
   MPI_Allreduce(MPI_IN_PLACE, &first_failed, 1, MPI_INT, MPI_MIN, comm);
   if (first_failed == size) return;
-  // The lowest failing rank shares its message so that rank 0 prints it.
-  int length = rank == first_failed ? static_cast<int>(message_if_failed.size()) : 0;
-  MPI_Bcast(&length, 1, MPI_INT, first_failed, comm);
+  // The lowest failing rank shares its exit code and message so that rank 0 prints it.
+  int header[2] = {static_cast<int>(code), static_cast<int>(message_if_failed.size())};
+  MPI_Bcast(header, 2, MPI_INT, first_failed, comm);
+  code = static_cast<ExitCode>(header[0]);
+  const int length = header[1];
   std::string message = rank == first_failed ? message_if_failed : std::string(length, '\0');
   MPI_Bcast(message.data(), length, MPI_CHAR, first_failed, comm);
   if (first_failed != 0) message = "rank " + std::to_string(first_failed) + ": " + message;

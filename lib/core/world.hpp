@@ -48,18 +48,24 @@ class World {
 
 // Collective: every rank says whether its own part went well. If any rank
 // failed, every rank throws the same Error (scope all_ranks) carrying the
-// message of the lowest failing rank, so rank 0 can print it once.
+// message and exit code of the lowest failing rank, so rank 0 can print it
+// once and all ranks exit alike.
 void agree(MPI_Comm comm, bool ok, const std::string& message_if_failed,
            ExitCode code = ExitCode::runtime);
 
-// Same, for an exception caught on some ranks: runs `body`, and if it threw
-// on any rank, rethrows everywhere as one all_ranks Error.
+// Same, for an exception thrown on some ranks: runs `body`, and if it threw
+// anywhere, rethrows everywhere as one all_ranks Error. A paralab::Error keeps
+// its exit code (a UsageError stays a usage error); others get `code`.
 template <class Body>
 void agree_on(MPI_Comm comm, Body&& body, ExitCode code = ExitCode::runtime) {
   std::string message;
   bool ok = true;
   try {
     body();
+  } catch (const Error& e) {
+    ok = false;
+    message = e.what();
+    code = e.code();
   } catch (const std::exception& e) {
     ok = false;
     message = e.what();

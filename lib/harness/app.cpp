@@ -102,8 +102,6 @@ void App::parse() {
   if (common_.out.empty())
     common_.out = "results/" + info_.name + "-" + results::utc_stamp() + ".h5";
   if (common_.mode == Mode::measure) {
-    if (common_.device == Device::cuda && !cuda_built())
-      bind_device(common_.device, 0, 1);  // a UsageError, the same on every rank
     agree_on(world_.comm(),
              [&] { bind_device(common_.device, world_.local_rank(), world_.local_size()); });
   }
@@ -118,7 +116,8 @@ void App::open_results(std::string_view backend) {
   p.utc_time = start_time_;
   p.command_line = command_line_;
   p.world_size = world_.size();
-  p.hosts = world_.hosts();
+  hosts_ = world_.hosts();
+  p.hosts = hosts_;
   p.backend = std::string(backend);
   p.device = std::string(device_label(common_.device));
   p.mode = common_.mode == Mode::simulate ? "simulate" : "measure";

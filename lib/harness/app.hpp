@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/device.hpp"
 #include "core/world.hpp"
@@ -69,6 +70,9 @@ class App {
   // Collective: commits the result file on rank 0 and prints its path.
   void finish();
 
+  // Host names of all ranks, unique and sorted (known after open_results).
+  const std::vector<std::string>& hosts() const { return hosts_; }
+
   // Every option with its value (given or default), as a JSON object.
   std::string config_json() const;
   std::string command_line() const { return command_line_; }
@@ -83,6 +87,7 @@ class App {
   std::vector<std::string> args_;
   std::string command_line_;
   std::string start_time_;
+  std::vector<std::string> hosts_;
   std::unique_ptr<results::ResultFile> results_;
 };
 

@@ -49,3 +49,15 @@ TEST(Agree, LowestFailingRankWins) {
     EXPECT_STREQ(e.what(), "failure of rank 0");
   }
 }
+
+TEST(Agree, KeepsTheExitCodeOfAParalabError) {
+  try {
+    paralab::agree_on(MPI_COMM_WORLD, [] {
+      if (world_rank() == world_size() - 1) throw paralab::UsageError("bad option on one rank");
+    });
+    FAIL() << "no exception";
+  } catch (const paralab::Error& e) {
+    EXPECT_EQ(e.code(), paralab::ExitCode::usage);
+    EXPECT_NE(std::string(e.what()).find("bad option on one rank"), std::string::npos);
+  }
+}
