@@ -14,6 +14,7 @@
 #include "core/stats.hpp"
 #include "core/timer.hpp"
 #include "harness/app.hpp"
+#include "harness/limits.hpp"
 #include "harness/table.hpp"
 
 namespace paralab::comm_bench {
@@ -23,7 +24,7 @@ struct Options {
   uint64_t min_bytes = 1024;
   uint64_t max_bytes = 64 << 20;
   uint64_t step_factor = 4;
-  std::string op = "allreduce";
+  std::vector<std::string> ops = {"allreduce"};
   std::string dtype = "f32";
   std::string grid;   // e.g. "tp=2,dp=4"; empty: the whole world
   std::string along;  // the grid dimension whose groups run the operation
@@ -35,9 +36,10 @@ void add_options(CLI::App& cli, Options& o) {
   cli.add_option("-f,--step-factor", o.step_factor, "Multiply the size by this between points")
       ->check(CLI::Range(uint64_t{2}, uint64_t{1} << 20))
       ->capture_default_str();
-  cli.add_option("--op", o.op,
-                 "Operation: sendrecv, alltoall, alltoallv, allreduce, allgather, reducescatter "
-                 "or all")
+  cli.add_option("--op", o.ops,
+                 "Operations, a comma list of sendrecv, alltoall, alltoallv, allreduce, "
+                 "allgather, reducescatter; or all")
+      ->delimiter(',')
       ->check(CLI::IsMember(
           {"sendrecv", "alltoall", "alltoallv", "allreduce", "allgather", "reducescatter", "all"}))
       ->capture_default_str();
@@ -85,7 +87,8 @@ struct Point {
   TimeMatrix times = {};  // [iteration][rank], seconds
   Summary time_s = {};    // of the slowest rank per iteration
   double algbw_GBps = 0, busbw_GBps = 0;
-  int64_t wrong = -1;  // -1: not checked
+  double busbw_to_copy_ratio = 0;  // 0: no measured limit (CUDA)
+  int64_t wrong = -1;              // -1: not checked
 };
 
 void fill_send(Buffers& b, const Layout& l, DType type, int rank) {
@@ -139,9 +142,10 @@ void record(App& app, const Point& p) {
   std::vector<std::string> parameters = {"op", "dtype", "size", "ranks"};
   if (static_cast<size_t>(p.group_size) != p.times.ranks) parameters.push_back("group_size");
   g.attr("parameters", parameters);
-  g.attr("metrics",
-         std::vector<std::string>{"time_us_median", "time_us_min", "time_us_max", "time_us_p95",
-                                  "time_us_mean", "algbw_GBps", "busbw_GBps", "wrong"});
+  std::vector<std::string> metrics = {"time_us_median", "time_us_min", "time_us_max", "time_us_p95",
+                                      "time_us_mean",   "algbw_GBps",  "busbw_GBps",  "wrong"};
+  if (p.busbw_to_copy_ratio > 0) metrics.push_back("busbw_to_copy_ratio");
+  g.attr("metrics", metrics);
   g.attr("op", std::string(p.op->name));
   g.attr("dtype", std::string(dtype_name(p.type)));
   g.attr("size", p.size);
@@ -158,6 +162,7 @@ void record(App& app, const Point& p) {
   g.attr("algbw_GBps", p.algbw_GBps);
   g.attr("busbw_GBps", p.busbw_GBps);
   g.attr("bus_factor", p.op->bus_factor(p.group_size));
+  if (p.busbw_to_copy_ratio > 0) g.attr("busbw_to_copy_ratio", p.busbw_to_copy_ratio);
   g.attr("wrong", p.wrong);
   g.dataset("time_s", p.times.values, {p.times.iterations, p.times.ranks}, "s", "iteration,rank");
 }
@@ -171,12 +176,23 @@ Table make_table(const World& world) {
                        {"max", "(us)", 10},
                        {"algbw", "(GB/s)", 8},
                        {"busbw", "(GB/s)", 8},
+                       {"bw/copy", "", 7},
                        {"#wrong", "", 7}});
 }
 
+// What every point of a run shares.
+struct Bench {
+  App& app;
+  comm::Communicator& comm;
+  DType type;
+  double copy_GBps;  // the measured limit busbw is compared with; 0 when none
+};
+
 // Times one point (and checks it under --check); the summary is on rank 0.
-Point measure_point(App& app, comm::Communicator& c, const Collective& op, DType type,
-                    uint64_t size, const Layout& layout) {
+Point measure_point(const Bench& bench, const Collective& op, uint64_t size, const Layout& layout) {
+  App& app = bench.app;
+  comm::Communicator& c = bench.comm;
+  const DType type = bench.type;
   const auto& common = app.common();
   Point p{.op = &op, .type = type, .size = size, .layout = layout, .group_size = c.size()};
   Buffers b{Buffer(c.device(), layout.send_count * dtype_size(type)),
@@ -189,6 +205,7 @@ Point measure_point(App& app, comm::Communicator& c, const Collective& op, DType
     p.time_s = summarize(p.times.max_over_ranks());
     p.algbw_GBps = static_cast<double>(layout.bytes) / p.time_s.median / 1e9;
     p.busbw_GBps = p.algbw_GBps * op.bus_factor(c.size());
+    if (bench.copy_GBps > 0) p.busbw_to_copy_ratio = p.busbw_GBps / bench.copy_GBps;
   }
   return p;
 }
@@ -198,12 +215,16 @@ void print_row(const Table& table, const Point& p, bool checked) {
                    std::string(dtype_name(p.type)), cell("%.2f", p.time_s.median * 1e6),
                    cell("%.2f", p.time_s.min * 1e6), cell("%.2f", p.time_s.max * 1e6),
                    cell("%.3f", p.algbw_GBps), cell("%.3f", p.busbw_GBps),
+                   p.busbw_to_copy_ratio > 0 ? cell("%.0f%%", 100 * p.busbw_to_copy_ratio) : "N/A",
                    checked ? cell("%lld", static_cast<long long>(p.wrong)) : "N/A"});
 }
 
 // Runs every size of one operation; returns the total count of wrong elements.
-int64_t run_operation(App& app, comm::Communicator& c, const Collective& op, DType type,
+int64_t run_operation(const Bench& bench, const Collective& op,
                       const std::vector<uint64_t>& sizes) {
+  App& app = bench.app;
+  comm::Communicator& c = bench.comm;
+  const DType type = bench.type;
   World& world = app.world();
   Table table = make_table(world);
   world.printf("#\n# %s\n", std::string(op.name).c_str());
@@ -218,7 +239,7 @@ int64_t run_operation(App& app, comm::Communicator& c, const Collective& op, DTy
                    static_cast<unsigned long long>(size), std::string(dtype_name(type)).c_str());
       continue;
     }
-    const Point p = measure_point(app, c, op, type, size, layout);
+    const Point p = measure_point(bench, op, size, layout);
     wrong_total += std::max<int64_t>(p.wrong, 0);
     if (!world.is_root()) continue;
     record(app, p);
@@ -232,6 +253,26 @@ int64_t run_operation(App& app, comm::Communicator& c, const Collective& op, DTy
   return wrong_total;
 }
 
+// On the CPU, busbw is compared with host memory copy bandwidth, measured
+// here with every rank copying at once (the shared-memory transport's
+// medium); across nodes the network is the tighter limit. On CUDA, NVLink's
+// limit cannot be measured from one GPU, so none is reported.
+double measure_limit(App& app) {
+  if (app.common().device != Device::cpu) return 0;
+  const CopyLimit limit = measure_copy_limit(app.world().comm());
+  app.world().printf(
+      "# limit: host memcpy %.2f GB/s per rank (slowest rank %.2f) with all ranks "
+      "copying %s at once; bw/copy = busbw / that\n",
+      limit.GBps_per_rank, limit.GBps_slowest_rank, format_bytes(limit.bytes).c_str());
+  if (app.world().is_root()) {
+    results::Group g = app.add_group("limits");
+    g.attr("copy_GBps", limit.GBps_per_rank);
+    g.attr("copy_GBps_slowest_rank", limit.GBps_slowest_rank);
+    g.attr("copy_bytes", limit.bytes);
+  }
+  return limit.GBps_per_rank;
+}
+
 void run(App& app) {
   Options o;
   add_options(app.cli(), o);
@@ -239,10 +280,12 @@ void run(App& app) {
   const std::vector<uint64_t> sizes = size_sweep(o);
   const DType type = parse_dtype(o.dtype);
   std::vector<const Collective*> ops;
-  if (o.op == "all")
-    for (const auto& c : collectives()) ops.push_back(&c);
-  else
-    ops.push_back(&find_collective(o.op));
+  for (const auto& name : o.ops) {
+    if (name == "all")
+      for (const auto& c : collectives()) ops.push_back(&c);
+    else
+      ops.push_back(&find_collective(name));
+  }
 
   auto comm = make_comm(app, o);
   app.open_results(comm->backend());
@@ -257,8 +300,9 @@ void run(App& app) {
                format_size(o.min_bytes).c_str(), format_size(o.max_bytes).c_str(),
                static_cast<unsigned long long>(o.step_factor), app.common().iters,
                app.common().warmup, app.common().check ? "on" : "off");
+  Bench bench{app, *comm, type, measure_limit(app)};
   int64_t wrong = 0;
-  for (const Collective* op : ops) wrong += run_operation(app, *comm, *op, type, sizes);
+  for (const Collective* op : ops) wrong += run_operation(bench, *op, sizes);
   app.finish();
   if (app.common().check) {
     world.printf("# check: %s (%lld wrong elements)\n", wrong == 0 ? "passed" : "FAILED",
@@ -273,8 +317,9 @@ void run(App& app) {
 
 int main(int argc, char** argv) {
   return paralab::run_app(argc, argv,
-                          {"comm_bench",
-                           "paralab comm_bench: point-to-point and collective "
-                           "bandwidth and latency (nccl-tests style)"},
+                          {.name = "comm_bench",
+                           .description = "paralab comm_bench: point-to-point and collective "
+                                          "bandwidth and latency (nccl-tests style)",
+                           .has_seed = false},  // its inputs are a fixed pattern
                           paralab::comm_bench::run);
 }

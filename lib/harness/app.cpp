@@ -33,7 +33,7 @@ nlohmann::json option_value(const CLI::Option& option) {
     if (!text.empty() && *end == '\0') return real;
     return text;
   };
-  if (option.get_type_size() == 0) return option.count() > 0;  // a flag
+  if (option.get_expected_max() == 0) return option.count() > 0;  // a flag: no value
   std::vector<std::string> values = option.results();
   if (values.empty()) {
     const std::string& fallback = option.get_default_str();
@@ -66,9 +66,10 @@ App::App(World& world, AppInfo info, int argc, char** argv)
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str()
       ->group(common);
-  cli_.add_option("--seed", common_.seed, "Seed of every random input")
-      ->capture_default_str()
-      ->group(common);
+  if (info_.has_seed)
+    cli_.add_option("--seed", common_.seed, "Seed of every random input")
+        ->capture_default_str()
+        ->group(common);
   cli_.add_option("-o,--out", common_.out,
                   "Result file (HDF5); default results/" + info_.name + "-<UTC stamp>.h5")
       ->group(common);
@@ -133,6 +134,11 @@ void App::open_results(std::string_view backend) {
 results::Group App::add_point() {
   if (!results_) throw RuntimeError("App::add_point: results are written by rank 0 only");
   return results_->add_point();
+}
+
+results::Group App::add_group(const std::string& name) {
+  if (!results_) throw RuntimeError("App::add_group: results are written by rank 0 only");
+  return results_->root().subgroup(name);
 }
 
 void App::finish() {

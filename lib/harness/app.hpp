@@ -35,6 +35,7 @@ struct AppInfo {
   std::string name;           // executable name, e.g. "comm_bench"
   std::string description;    // first line of --help
   bool has_simulate = false;  // offers --mode simulate
+  bool has_seed = true;       // draws random inputs: offers --seed
 };
 
 // Options every app shares; set by parse().
@@ -67,6 +68,8 @@ class App {
   void open_results(std::string_view backend);
   // Rank 0 only: a new sweep point group. Throws on other ranks.
   results::Group add_point();
+  // Rank 0 only: a group of its own at the root (e.g. /limits).
+  results::Group add_group(const std::string& name);
   // Collective: commits the result file on rank 0 and prints its path.
   void finish();
 
