@@ -3,19 +3,10 @@
 
 #include "core/errors.hpp"
 #include "core/world.hpp"
+#include "mpi_test.hpp"
 
-namespace {
-int world_size() {
-  int n = 0;
-  MPI_Comm_size(MPI_COMM_WORLD, &n);
-  return n;
-}
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-}  // namespace
+using paralab::test::comm_rank;
+using paralab::test::comm_size;
 
 TEST(Agree, SilentWhenAllRanksSucceed) {
   EXPECT_NO_THROW(paralab::agree(MPI_COMM_WORLD, true, "unused"));
@@ -24,9 +15,9 @@ TEST(Agree, SilentWhenAllRanksSucceed) {
 // The last rank fails alone; every rank must throw the same all-ranks error
 // carrying that rank's message.
 TEST(Agree, EveryRankThrowsTheFailingRanksMessage) {
-  const int last = world_size() - 1;
+  const int last = comm_size() - 1;
   try {
-    paralab::agree(MPI_COMM_WORLD, world_rank() != last, "disk full on the last rank",
+    paralab::agree(MPI_COMM_WORLD, comm_rank() != last, "disk full on the last rank",
                    paralab::ExitCode::runtime);
     FAIL() << "no exception";
   } catch (const paralab::Error& e) {
@@ -42,7 +33,7 @@ TEST(Agree, EveryRankThrowsTheFailingRanksMessage) {
 TEST(Agree, LowestFailingRankWins) {
   try {
     paralab::agree_on(MPI_COMM_WORLD, [] {
-      throw std::runtime_error("failure of rank " + std::to_string(world_rank()));
+      throw std::runtime_error("failure of rank " + std::to_string(comm_rank()));
     });
     FAIL() << "no exception";
   } catch (const paralab::Error& e) {
@@ -53,7 +44,7 @@ TEST(Agree, LowestFailingRankWins) {
 TEST(Agree, KeepsTheExitCodeOfAParalabError) {
   try {
     paralab::agree_on(MPI_COMM_WORLD, [] {
-      if (world_rank() == world_size() - 1) throw paralab::UsageError("bad option on one rank");
+      if (comm_rank() == comm_size() - 1) throw paralab::UsageError("bad option on one rank");
     });
     FAIL() << "no exception";
   } catch (const paralab::Error& e) {

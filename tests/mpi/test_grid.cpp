@@ -5,40 +5,21 @@
 
 #include "core/errors.hpp"
 #include "core/grid.hpp"
+#include "mpi_test.hpp"
 
 using paralab::GridDim;
 using paralab::ProcessGrid;
 
-namespace {
-int world_size() {
-  int n = 0;
-  MPI_Comm_size(MPI_COMM_WORLD, &n);
-  return n;
-}
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-int comm_size(MPI_Comm c) {
-  int n = 0;
-  MPI_Comm_size(c, &n);
-  return n;
-}
-int comm_rank(MPI_Comm c) {
-  int r = 0;
-  MPI_Comm_rank(c, &r);
-  return r;
-}
-}  // namespace
+using paralab::test::comm_rank;
+using paralab::test::comm_size;
 
 // The innermost dimension varies fastest over world ranks, every split
 // has the right size, and a rank's position in a sub-communicator is its
 // coordinate along that dimension. Grids: every factorisation of the world
 // into two dimensions, plus one with unit dimensions around the world.
 TEST(ProcessGrid, LayoutAndSubCommunicators) {
-  const int n = world_size();
-  const int me = world_rank();
+  const int n = comm_size();
+  const int me = comm_rank();
   for (int inner = 1; inner <= n; ++inner) {
     if (n % inner != 0) continue;
     ProcessGrid grid(MPI_COMM_WORLD, {{"tp", inner}, {"dp", n / inner}});
@@ -64,10 +45,10 @@ TEST(ProcessGrid, LayoutAndSubCommunicators) {
 }
 
 TEST(ProcessGrid, FourDimensionsWhenTheWorldAllows) {
-  const int n = world_size();
+  const int n = comm_size();
   if (n != 4) GTEST_SKIP() << "needs 4 ranks";
   ProcessGrid grid(MPI_COMM_WORLD, {{"tp", 2}, {"cp", 1}, {"pp", 2}, {"dp", 1}});
-  const int me = world_rank();
+  const int me = comm_rank();
   EXPECT_EQ(grid.coord("tp"), me % 2);
   EXPECT_EQ(grid.coord("pp"), me / 2);
   auto tp_pp = grid.make_sub_comm({"tp", "pp"});
@@ -77,7 +58,7 @@ TEST(ProcessGrid, FourDimensionsWhenTheWorldAllows) {
 }
 
 TEST(ProcessGrid, RejectsAGridThatDoesNotDivideTheWorld) {
-  const int n = world_size();
+  const int n = comm_size();
   try {
     ProcessGrid grid(MPI_COMM_WORLD, {{"tp", n + 1}, {"dp", 1}});
     FAIL() << "no exception";
@@ -89,6 +70,6 @@ TEST(ProcessGrid, RejectsAGridThatDoesNotDivideTheWorld) {
 }
 
 TEST(ProcessGrid, UnknownDimensionIsAUsageError) {
-  ProcessGrid grid(MPI_COMM_WORLD, {{"dp", world_size()}});
+  ProcessGrid grid(MPI_COMM_WORLD, {{"dp", comm_size()}});
   EXPECT_THROW(grid.coord("tp"), paralab::UsageError);
 }
