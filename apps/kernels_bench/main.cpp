@@ -1,0 +1,125 @@
+// kernels_bench: Google Benchmark over the kernel library. Before the
+// benchmarks run, it measures the limits their rates are compared with, on
+// the same cores and thread count: OpenBLAS SGEMM GFLOP/s and STREAM-style
+// copy bandwidth. Threads: --threads N (default: every core of the host).
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "kernels/threads.hpp"
+#include "support.hpp"
+
+namespace paralab::kernels_bench {
+
+namespace {
+
+Limits measured;
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Best of a few runs: the limit is what the cores can do, not an average.
+double measure_sgemm_gflops() {
+  const int n = 4096;
+  std::vector<float> a = random_floats(size_t{n} * n, 1), b = random_floats(size_t{n} * n, 2);
+  std::vector<float> c(size_t{n} * n);
+  double best = 0;
+  for (int run = 0; run < 4; ++run) {
+    const auto start = std::chrono::steady_clock::now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n,
+                0.0f, c.data(), n);
+    best = std::max(best, 2.0 * n * n * n / seconds_since(start) / 1e9);
+  }
+  return best;
+}
+
+// Copy of 2 x 256 MiB split over the threads: bytes read + written.
+double measure_memory_GBps() {
+  const size_t n = size_t{64} << 20;  // floats
+  std::vector<float> source(n, 1.0f), target(n, 0.0f);
+  double best = 0;
+  for (int run = 0; run < 5; ++run) {
+    const auto start = std::chrono::steady_clock::now();
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; ++i) target[i] = source[i];
+    best = std::max(best, 2.0 * n * sizeof(float) / seconds_since(start) / 1e9);
+  }
+  benchmark::DoNotOptimize(target.data());
+  return best;
+}
+
+// Removes --threads N / --threads=N from argv (Google Benchmark rejects it).
+int take_threads_option(int& argc, char** argv) {
+  int threads = kernels::default_threads(1);
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::string value;
+    int used = 0;
+    if (arg == "--threads" && i + 1 < argc) value = argv[i + 1], used = 2;
+    if (arg.rfind("--threads=", 0) == 0) value = arg.substr(10), used = 1;
+    if (used == 0) continue;
+    threads = std::atoi(value.c_str());
+    if (threads < 1) {
+      std::fprintf(stderr, "kernels_bench: error: --threads needs a positive integer\n");
+      std::exit(1);
+    }
+    std::memmove(argv + i, argv + i + used, sizeof(char*) * (argc - i - used + 1));
+    argc -= used;
+    --i;
+  }
+  return threads;
+}
+
+}  // namespace
+
+const Limits& limits() {
+  return measured;
+}
+
+std::vector<float> random_floats(size_t n, unsigned seed) {
+  std::mt19937 generator(seed);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> values(n);
+  for (auto& v : values) v = uniform(generator);
+  return values;
+}
+
+void report(benchmark::State& state, double units, double seconds, double limit, const char* rate,
+            const char* ratio) {
+  state.counters[rate] = units / seconds;
+  state.counters[ratio] = units / seconds / limit;
+}
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace paralab::kernels_bench
+
+int main(int argc, char** argv) {
+  using namespace paralab;
+  const int threads = kernels_bench::take_threads_option(argc, argv);
+  kernels::set_threads(threads);
+  kernels_bench::measured.threads = threads;
+  kernels_bench::measured.sgemm_gflops = kernels_bench::measure_sgemm_gflops();
+  kernels_bench::measured.memory_GBps = kernels_bench::measure_memory_GBps();
+  benchmark::AddCustomContext("threads", std::to_string(threads));
+  benchmark::AddCustomContext("limit_sgemm_GFLOPs",
+                              std::to_string(kernels_bench::measured.sgemm_gflops));
+  benchmark::AddCustomContext("limit_memory_GBps",
+                              std::to_string(kernels_bench::measured.memory_GBps));
+  std::printf("limits on %d thread(s): OpenBLAS SGEMM %.1f GFLOP/s, memory copy %.1f GB/s\n",
+              threads, kernels_bench::measured.sgemm_gflops, kernels_bench::measured.memory_GBps);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,55 @@
+// support.hpp: what every kernels_bench file shares: the limits measured
+// once at start-up on the same cores, and the counters each benchmark reports
+// (achieved rate and its ratio to the limit).
+#pragma once
+
+#include <benchmark/benchmark.h>
+
+#include <cstddef>
+#include <random>
+#include <vector>
+
+namespace paralab::kernels_bench {
+
+struct Limits {
+  int threads = 1;
+  double sgemm_gflops = 0;  // OpenBLAS SGEMM, 4096^3, all threads
+  double memory_GBps = 0;   // STREAM-style copy, bytes read + written per second, all threads
+};
+const Limits& limits();
+
+// Times the loop of `state` (wall clock, all iterations) and reports
+// GFLOP/s and "of_sgemm" (GFLOP/s / SGEMM GFLOP/s) for compute-bound kernels.
+template <class Body>
+void run_compute_bound(benchmark::State& state, double flops_per_iteration, Body&& body);
+// Reports GB/s (bytes read + written) and "of_memory" for memory-bound kernels.
+template <class Body>
+void run_memory_bound(benchmark::State& state, double bytes_per_iteration, Body&& body);
+
+// Random FP32 values in [-1, 1), reproducible from the seed.
+std::vector<float> random_floats(size_t n, unsigned seed);
+
+// --- implementation -----------------------------------------------------------
+
+// Sets `rate` = units per second of the loop's wall time and `ratio` = rate / limit.
+void report(benchmark::State& state, double units, double seconds, double limit, const char* rate,
+            const char* ratio);
+double now_seconds();
+
+template <class Body>
+void run_compute_bound(benchmark::State& state, double flops_per_iteration, Body&& body) {
+  const double start = now_seconds();
+  for (auto _ : state) body();
+  report(state, flops_per_iteration / 1e9 * state.iterations(), now_seconds() - start,
+         limits().sgemm_gflops, "GFLOPs", "of_sgemm");
+}
+
+template <class Body>
+void run_memory_bound(benchmark::State& state, double bytes_per_iteration, Body&& body) {
+  const double start = now_seconds();
+  for (auto _ : state) body();
+  report(state, bytes_per_iteration / 1e9 * state.iterations(), now_seconds() - start,
+         limits().memory_GBps, "GBps", "of_memory");
+}
+
+}  // namespace paralab::kernels_bench
