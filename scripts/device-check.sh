@@ -3,10 +3,12 @@
 # ran here and .device is carried:
 #   bash scripts/device-check.sh        (writes logs and results under $OUT)
 # Builds with CUDA, runs the cuda/unit/mpi tests, the kernel benchmarks and a
-# CPU scaling sweep of comm_bench over the machine's cores.
+# CPU scaling sweep of comm_bench over the machine's cores. Everything lands
+# in one archive, $OUT/device-results.tgz (the tool returns at most 8 files).
 set -uo pipefail
-out=${OUT:-/tmp/paralab-device}
+out=/tmp/paralab-device
 mkdir -p "$out"
+trap 'tar -C "$out" -czf "${OUT:-/tmp}/device-results.tgz" .' EXIT
 source .device/env.sh
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 
