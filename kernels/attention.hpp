@@ -64,25 +64,25 @@ bool visible(const AttentionMask& mask, int64_t i, int64_t j);
 double attention_forward_flops(const AttentionArgs& args);
 
 // The CPU-side declarations, written once for reference:: and cpu::.
-#define PARALAB_ATTENTION_DECLARATIONS                                                          \
-  /* O [T,H,D] and LSE [T,H] from Q, K, V; FP32 accumulation. */                                \
-  void attention_forward(const AttentionArgs& args, const float* q, const float* k,            \
-                         const float* v, float* o, float* lse);                                 \
-  void attention_forward(const AttentionArgs& args, const bf16* q, const bf16* k,              \
-                         const bf16* v, float* o, float* lse);                                  \
-  /* dQ [T,H,D], dK and dV [S,H_kv,D] (overwritten; summed over the heads of a group)       */ \
-  /* from the forward's inputs, its O and LSE, and dO.                                      */ \
-  void attention_backward(const AttentionArgs& args, const float* q, const float* k,           \
-                          const float* v, const float* o, const float* lse, const float* d_o,  \
-                          float* dq, float* dk, float* dv);                                     \
-  /* Merges partial results of the same rows over disjoint key sets into the exact result: */   \
-  /* rows = T * H; o_parts[i] [rows, D], lse_parts[i] [rows]. Parts whose LSE is -inf     */   \
-  /* contribute nothing; if all are -inf the row is O = 0, LSE = -inf.                    */   \
-  void attention_merge(size_t rows, int D, std::span<const float* const> o_parts,              \
-                       std::span<const float* const> lse_parts, float* o, float* lse);          \
-  /* The same for two parts, in place: (o_acc, lse_acc) <- merge(acc, part).              */   \
-  void attention_merge_into(size_t rows, int D, float* o_acc, float* lse_acc,                 \
-                            const float* o_part, const float* lse_part);
+#define PARALAB_ATTENTION_DECLARATIONS                                                             \
+  /* O [T,H,D] and LSE [T,H] from Q, K, V; FP32 accumulation. */                                   \
+  void attention_forward(const AttentionArgs& args, const float* q, const float* k,                \
+                         const float* v, float* o, float* lse);                                    \
+  void attention_forward(const AttentionArgs& args, const bf16* q, const bf16* k, const bf16* v,   \
+                         float* o, float* lse);                                                    \
+  /* dQ [T,H,D], dK and dV [S,H_kv,D] (overwritten; summed over the heads of a group)       */     \
+  /* from the forward's inputs, its O and LSE, and dO.                                      */     \
+  void attention_backward(const AttentionArgs& args, const float* q, const float* k,               \
+                          const float* v, const float* o, const float* lse, const float* d_o,      \
+                          float* dq, float* dk, float* dv);                                        \
+  /* Merges partial results of the same rows over disjoint key sets into the exact result: */      \
+  /* rows = T * H; o_parts[i] [rows, D], lse_parts[i] [rows]. Parts whose LSE is -inf     */       \
+  /* contribute nothing; if all are -inf the row is O = 0, LSE = -inf.                    */       \
+  void attention_merge(size_t rows, int D, std::span<const float* const> o_parts,                  \
+                       std::span<const float* const> lse_parts, float* o, float* lse);             \
+  /* The same for two parts, in place: (o_acc, lse_acc) <- merge(acc, part).              */       \
+  void attention_merge_into(size_t rows, int D, float* o_acc, float* lse_acc, const float* o_part, \
+                            const float* lse_part);
 
 namespace reference {
 PARALAB_ATTENTION_DECLARATIONS

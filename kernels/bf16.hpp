@@ -43,14 +43,14 @@ PARALAB_HOST_DEVICE inline uint16_t float_to_bf16_bits_sr(uint32_t bits, uint32_
 enum class Rounding { nearest_even, truncate, stochastic };
 
 // Declarations shared by reference:: and cpu::.
-#define PARALAB_BF16_DECLARATIONS                                                             \
+#define PARALAB_BF16_DECLARATIONS                                                               \
   /* out[i] = round(in[i]); for stochastic, element i uses stochastic_bits(seed, first + i). */ \
-  void convert(const float* in, bf16* out, size_t n, Rounding rounding, uint64_t seed = 0,     \
-               uint64_t first = 0);                                                           \
-  void convert(const bf16* in, float* out, size_t n);                                         \
-  /* Kahan-compensated update of BF16 weights w by FP32 updates u, with a BF16             */ \
-  /* compensation buffer c (zero at the start): y = u - c; t = bf16(w + y);                */ \
-  /* c = bf16((t - w) - y); w = t; arithmetic in FP32, stores round to nearest even.      */ \
+  void convert(const float* in, bf16* out, size_t n, Rounding rounding, uint64_t seed = 0,      \
+               uint64_t first = 0);                                                             \
+  void convert(const bf16* in, float* out, size_t n);                                           \
+  /* Kahan-compensated update of BF16 weights w by FP32 updates u, with a BF16             */   \
+  /* compensation buffer c (zero at the start): y = u - c; t = bf16(w + y);                */   \
+  /* c = bf16((t - w) - y); w = t; arithmetic in FP32, stores round to nearest even.      */    \
   void kahan_add(bf16* w, bf16* c, const float* u, size_t n);
 
 namespace reference {

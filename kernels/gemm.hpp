@@ -27,7 +27,9 @@ struct GemmShape {
 void validate(const GemmShape& shape);
 // The leading dimensions with the packed defaults filled in.
 GemmShape resolved(const GemmShape& shape);
-inline double gemm_flops(const GemmShape& s) { return 2.0 * s.M * s.N * s.K; }
+inline double gemm_flops(const GemmShape& s) {
+  return 2.0 * s.M * s.N * s.K;
+}
 
 namespace reference {
 void gemm(const GemmShape& shape, const float* a, const float* b, float* c);

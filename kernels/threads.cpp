@@ -20,6 +20,8 @@ void set_threads(int threads) {
   openblas_set_num_threads(threads);
 }
 
-int threads() { return omp_get_max_threads(); }
+int threads() {
+  return omp_get_max_threads();
+}
 
 }  // namespace paralab::kernels

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "kernels/attention.hpp"
+#include "kernels/cpu/dispatch.hpp"
 
 // AVX-512 code is compiled only into functions carrying this attribute and runs only after a
 // run-time check, so the library still runs on any x86-64.
@@ -676,16 +677,8 @@ void forward(const AttentionArgs& args, const T* q, const T* k, const T* v,
   run(pb);
 }
 
-bool has_avx512() {
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  return yes;
-}
-
-bool has_avx512_bf16() {
-  static const bool yes = has_avx512() && __builtin_cpu_supports("avx512bf16");
-  return yes;
-}
+using detail::has_avx512;
+using detail::has_avx512_bf16;
 
 std::vector<float> widen(const bf16* x, size_t n) {
   std::vector<float> out(n);

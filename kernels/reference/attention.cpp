@@ -63,7 +63,8 @@ void forward(const AttentionArgs& a, const T* q, const T* k, const T* v, float* 
         if (l != kNegInf)
           for (int j = 0; j < s.S; ++j)
             if (row[j] != kNegInf)
-              acc += std::exp(row[j] - l) * value(v, (static_cast<size_t>(j) * s.H_kv + kv) * s.D + d);
+              acc +=
+                  std::exp(row[j] - l) * value(v, (static_cast<size_t>(j) * s.H_kv + kv) * s.D + d);
         out[d] = static_cast<float>(acc);
       }
     }

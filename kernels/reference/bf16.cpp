@@ -18,8 +18,12 @@ void convert(const float* in, bf16* out, size_t n, Rounding rounding, uint64_t s
              uint64_t first) {
   for (size_t i = 0; i < n; ++i) {
     switch (rounding) {
-      case Rounding::nearest_even: out[i] = float_to_bf16_rne(in[i]); break;
-      case Rounding::truncate: out[i] = truncate(in[i]); break;
+      case Rounding::nearest_even:
+        out[i] = float_to_bf16_rne(in[i]);
+        break;
+      case Rounding::truncate:
+        out[i] = truncate(in[i]);
+        break;
       case Rounding::stochastic:
         out[i] = bf16{float_to_bf16_bits_sr(std::bit_cast<uint32_t>(in[i]),
                                             stochastic_bits(seed, first + i))};

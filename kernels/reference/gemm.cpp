@@ -27,8 +27,12 @@ namespace reference {
 
 namespace {
 
-double value(const float* p, size_t i) { return p[i]; }
-double value(const bf16* p, size_t i) { return bf16_to_float(p[i]); }
+double value(const float* p, size_t i) {
+  return p[i];
+}
+double value(const bf16* p, size_t i) {
+  return bf16_to_float(p[i]);
+}
 
 template <class T>
 void gemm_loops(const GemmShape& shape, const T* a, const T* b, float* c) {
