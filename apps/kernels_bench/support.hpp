@@ -14,7 +14,7 @@ namespace paralab::kernels_bench {
 struct Limits {
   int threads = 1;
   double sgemm_gflops = 0;  // OpenBLAS SGEMM, 4096^3, all threads
-  double memory_GBps = 0;   // STREAM-style copy, bytes read + written per second, all threads
+  double memory_GBps = 0;   // best of copies (bytes read + written) and a read-only sum
 };
 const Limits& limits();
 
