@@ -1,8 +1,12 @@
 // The limits themselves as benchmarks, so the report shows the reference
 // rates beside the kernels (of_sgemm ~ 1 and of_memory ~ 1 by construction).
 #include <cblas.h>
+#include <omp.h>
 
+#include "kernels/cpu/dispatch.hpp"
 #include "support.hpp"
+
+#include "kernels/cpu/x86_intrinsics.hpp"
 
 namespace paralab::kernels_bench {
 namespace {
@@ -20,3 +24,62 @@ BENCHMARK(BM_sgemm_openblas)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond
 
 }  // namespace
 }  // namespace paralab::kernels_bench
+
+// The cores' arithmetic peak, for context beside the SGEMM limit (Debian's
+// OpenBLAS may run narrower vectors than the CPU has): independent chains of
+// 512-bit FMAs (FP32) and BF16 dot products, every thread, no memory traffic.
+#if defined(__x86_64__)
+namespace paralab::kernels_bench {
+namespace {
+
+constexpr int kChains = 12;  // enough independent chains to cover FMA latency
+constexpr long kSteps = 1 << 20;
+
+__attribute__((target("avx512f"))) float fma_chains() {
+  __m512 acc[kChains];
+  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(1e-7f);
+  for (auto& x : acc) x = _mm512_set1_ps(1.0f);
+  for (long s = 0; s < kSteps; ++s)
+    for (auto& x : acc) x = _mm512_fmadd_ps(x, a, b);
+  __m512 sum = acc[0];
+  for (int c = 1; c < kChains; ++c) sum = _mm512_add_ps(sum, acc[c]);
+  return _mm512_reduce_add_ps(sum);
+}
+
+__attribute__((target("avx512f,avx512bf16"))) float dpbf16_chains() {
+  __m512 acc[kChains];
+  const __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3300);
+  for (auto& x : acc) x = _mm512_setzero_ps();
+  for (long s = 0; s < kSteps; ++s)
+    for (auto& x : acc) x = _mm512_dpbf16_ps(x, a, b);
+  __m512 sum = acc[0];
+  for (int c = 1; c < kChains; ++c) sum = _mm512_add_ps(sum, acc[c]);
+  return _mm512_reduce_add_ps(sum);
+}
+
+// FLOPs per thread and call: 16 lanes x 2 (FMA) or 32 pairs x 2 (dot product).
+template <float (*Chains)()>
+void BM_peak(benchmark::State& state, double flops_per_lane_step) {
+  const double flops = flops_per_lane_step * 16.0 * kChains * kSteps * omp_get_max_threads();
+  float sink = 0;
+  run_compute_bound(state, flops, [&] {
+#pragma omp parallel reduction(+ : sink)
+    sink += Chains();
+  });
+  benchmark::DoNotOptimize(sink);
+}
+
+void BM_peak_fma_f32_avx512(benchmark::State& state) {
+  if (!kernels::cpu::detail::has_avx512()) return state.SkipWithError("no AVX-512");
+  BM_peak<fma_chains>(state, 2.0);
+}
+void BM_peak_dot_bf16_avx512(benchmark::State& state) {
+  if (!kernels::cpu::detail::has_avx512_bf16()) return state.SkipWithError("no AVX512-BF16");
+  BM_peak<dpbf16_chains>(state, 4.0);
+}
+BENCHMARK(BM_peak_fma_f32_avx512)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_peak_dot_bf16_avx512)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace paralab::kernels_bench
+#endif

@@ -55,7 +55,7 @@
 #include "kernels/cpu/dispatch.hpp"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
+#include "kernels/cpu/x86_intrinsics.hpp"
 #define PARALAB_BWD_X86 1
 #endif
 

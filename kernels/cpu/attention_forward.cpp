@@ -16,14 +16,8 @@
 // serves other CPUs and head dimensions that are not a multiple of 16 (BF16 inputs are then
 // widened to FP32 first). Threads: OpenMP over work items, costliest first.
 
-// GCC 12's AVX-512 intrinsics trip -W(maybe-)uninitialized on their own _mm512_undefined_ps()
-// (GCC bug 105593); the warning points into the header, so it is silenced there only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
 #include <omp.h>
+#include "kernels/cpu/x86_intrinsics.hpp"
 
 #include <algorithm>
 #include <array>

@@ -5,15 +5,8 @@
 // the OpenMP threads in chunks whose element indices stay global, so
 // stochastic rounding gives the same bits for any thread count.
 
-// GCC 12's intrinsics seed the unmasked forms with a self-initialised
-// "undefined" vector, which -Wuninitialized flags at the header's line
-// (GCC bug 105593, fixed in 12.3); silence it there only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
 #include <omp.h>
+#include "kernels/cpu/x86_intrinsics.hpp"
 
 #include <algorithm>
 #include <atomic>

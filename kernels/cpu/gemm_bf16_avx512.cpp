@@ -19,8 +19,8 @@
 // exact in FP32, so the result differs from an FP32 GEMM of the same inputs
 // only in the order of the FP32 additions (and vdpbf16ps treats subnormal
 // inputs and results as zero).
-#include <immintrin.h>
 #include <omp.h>
+#include "kernels/cpu/x86_intrinsics.hpp"
 
 #include <algorithm>
 #include <cstdint>
