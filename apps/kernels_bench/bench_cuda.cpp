@@ -326,26 +326,10 @@ PARALAB_CUDA_ATTENTION_BENCHMARK(BM_cuda_attention_backward_causal_f32, 1 << 10,
 
 // --- GEMM ---------------------------------------------------------------------------------
 
-struct Product {
-  std::string name;
-  GemmShape shape;
-};
-
-// As bench_gemm.cpp: the forward and the two backward products of a linear layer with K
-// inputs and N outputs over M tokens.
-std::vector<Product> linear_layer(int M, int N, int K) {
-  const std::string layer = "_N" + std::to_string(N) + "_K" + std::to_string(K);
-  return {
-      {"forward_XWt" + layer, {Trans::no, Trans::yes, M, N, K}},
-      {"backward_dYW" + layer, {Trans::no, Trans::no, M, K, N}},
-      {"backward_dYtX" + layer, {Trans::yes, Trans::no, N, K, M}},
-  };
-}
-
-std::vector<Product> products() {
-  std::vector<Product> all = {{"square_8192", {Trans::no, Trans::no, 8192, 8192, 8192}}};
+std::vector<GemmProduct> products() {
+  std::vector<GemmProduct> all = {{"square_8192", {Trans::no, Trans::no, 8192, 8192, 8192}}};
   for (const auto& [n, k] : {std::pair{4096, 4096}, {11008, 4096}})
-    for (Product& p : linear_layer(4096, n, k)) all.push_back(std::move(p));
+    for (GemmProduct& p : linear_layer_products(4096, n, k)) all.push_back(std::move(p));
   return all;
 }
 
@@ -359,7 +343,7 @@ struct GemmInputs {
 };
 
 template <class T>
-void run_gemm(benchmark::State& state, const Product& product) {
+void run_gemm(benchmark::State& state, const GemmProduct& product) {
   on_gpu(state, [&] {
     bool fresh = false;
     GemmInputs<T>& in = cached<GemmInputs<T>>(product.name, fresh, product.shape);
@@ -372,7 +356,7 @@ void run_gemm(benchmark::State& state, const Product& product) {
 }
 
 const bool gemm_registered = [] {
-  for (const Product& p : products()) {
+  for (const GemmProduct& p : products()) {
     benchmark::RegisterBenchmark(("BM_cuda_gemm_bf16/" + p.name).c_str(), run_gemm<bf16>, p)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);

@@ -19,25 +19,10 @@ namespace {
 using kernels::GemmShape;
 using kernels::Trans;
 
-struct Product {
-  std::string name;
-  GemmShape shape;
-};
-
-// The three products of a linear layer with K inputs and N outputs over M tokens.
-std::vector<Product> linear_layer(int M, int N, int K) {
-  const std::string layer = "_N" + std::to_string(N) + "_K" + std::to_string(K);
-  return {
-      {"forward_XWt" + layer, {Trans::no, Trans::yes, M, N, K}},
-      {"backward_dYW" + layer, {Trans::no, Trans::no, M, K, N}},
-      {"backward_dYtX" + layer, {Trans::yes, Trans::no, N, K, M}},
-  };
-}
-
-std::vector<Product> products() {
-  std::vector<Product> all = {{"square_2048", {Trans::no, Trans::no, 2048, 2048, 2048}}};
+std::vector<GemmProduct> products() {
+  std::vector<GemmProduct> all = {{"square_2048", {Trans::no, Trans::no, 2048, 2048, 2048}}};
   for (const auto& [n, k] : {std::pair{4096, 4096}, {11008, 4096}, {4096, 11008}})
-    for (Product& p : linear_layer(4096, n, k)) all.push_back(std::move(p));
+    for (GemmProduct& p : linear_layer_products(4096, n, k)) all.push_back(std::move(p));
   return all;
 }
 
@@ -74,7 +59,7 @@ void run_bf16(benchmark::State& state, const GemmShape& shape) {
 
 // FP32 and BF16 side by side for each product, so the report reads as pairs.
 const bool registered = [] {
-  for (const Product& p : products()) {
+  for (const GemmProduct& p : products()) {
     benchmark::RegisterBenchmark(("BM_gemm_f32/" + p.name).c_str(), run_f32, p.shape)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);

@@ -115,6 +115,16 @@ const Limits& limits() {
   return measured;
 }
 
+std::vector<GemmProduct> linear_layer_products(int M, int N, int K) {
+  using kernels::Trans;
+  const std::string layer = "_N" + std::to_string(N) + "_K" + std::to_string(K);
+  return {
+      {"forward_XWt" + layer, {Trans::no, Trans::yes, M, N, K}},
+      {"backward_dYW" + layer, {Trans::no, Trans::no, M, K, N}},
+      {"backward_dYtX" + layer, {Trans::yes, Trans::no, N, K, M}},
+  };
+}
+
 std::vector<float> random_floats(size_t n, unsigned seed) {
   std::mt19937 generator(seed);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);

@@ -5,8 +5,11 @@
 
 #include <benchmark/benchmark.h>
 
+#include "kernels/gemm.hpp"
+
 #include <cstddef>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace paralab::kernels_bench {
@@ -25,6 +28,15 @@ void run_compute_bound(benchmark::State& state, double flops_per_iteration, Body
 // Reports GB/s (bytes read + written) and "of_memory" for memory-bound kernels.
 template <class Body>
 void run_memory_bound(benchmark::State& state, double bytes_per_iteration, Body&& body);
+
+// A GEMM of the model layers, named for the report.
+struct GemmProduct {
+  std::string name;
+  kernels::GemmShape shape;
+};
+// The forward (X W^T) and the two backward products (dY W, dY^T X) of a
+// linear layer with K inputs and N outputs over M tokens.
+std::vector<GemmProduct> linear_layer_products(int M, int N, int K);
 
 // Random FP32 values in [-1, 1), reproducible from the seed.
 std::vector<float> random_floats(size_t n, unsigned seed);

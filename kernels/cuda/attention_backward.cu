@@ -21,6 +21,7 @@ namespace paralab::kernels::cuda {
 
 namespace {
 
+using detail::load_tile_f32;
 using detail::MaskParams;
 
 struct BackwardParams {
@@ -75,15 +76,6 @@ struct KeyTile {
       (size_t{2 * kKeys + 2 * kRows} * kStride + size_t{2 * kKeys} * kPStride) * sizeof(float);
 };
 
-template <int kTileRows, int D, int kThreads>
-__device__ inline void load_rows(float* target, const float* source, size_t stride,
-                                 int valid_rows) {
-  for (int i = threadIdx.x; i < kTileRows * D; i += kThreads) {
-    const int row = i / D, col = i % D;
-    target[row * (D + 1) + col] = row < valid_rows ? source[row * stride + col] : 0.0f;
-  }
-}
-
 template <int D>
 __global__ void __launch_bounds__(KeyTile<D>::kThreads) key_tile_kernel(BackwardParams p) {
   using Tile = KeyTile<D>;
@@ -106,8 +98,8 @@ __global__ void __launch_bounds__(KeyTile<D>::kThreads) key_tile_kernel(Backward
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
   const size_t q_stride = static_cast<size_t>(p.H) * D, kv_stride = static_cast<size_t>(p.H_kv) * D;
 
-  load_rows<kKeys, D, kThreads>(k_s, p.k + kv_row(p, k0, kv), kv_stride, p.S - k0);
-  load_rows<kKeys, D, kThreads>(v_s, p.v + kv_row(p, k0, kv), kv_stride, p.S - k0);
+  load_tile_f32<kKeys, D, kThreads>(k_s, p.k + kv_row(p, k0, kv), kv_stride, p.S - k0);
+  load_tile_f32<kKeys, D, kThreads>(v_s, p.v + kv_row(p, k0, kv), kv_stride, p.S - k0);
 
   float dk[4][kCols], dv[4][kCols];
 #pragma unroll
@@ -136,8 +128,8 @@ __global__ void __launch_bounds__(KeyTile<D>::kThreads) key_tile_kernel(Backward
       }
       // Also the barrier that ends the previous step's use of q_s, do_s, p_s, ds_s.
       if (!__syncthreads_or(sees)) continue;
-      load_rows<kRows, D, kThreads>(q_s, p.q + q_row(p, t0, h), q_stride, p.T - t0);
-      load_rows<kRows, D, kThreads>(do_s, p.d_o + q_row(p, t0, h), q_stride, p.T - t0);
+      load_tile_f32<kRows, D, kThreads>(q_s, p.q + q_row(p, t0, h), q_stride, p.T - t0);
+      load_tile_f32<kRows, D, kThreads>(do_s, p.d_o + q_row(p, t0, h), q_stride, p.T - t0);
       __syncthreads();
       // Which of this thread's dQ rows (ty + 16a) have keys, read now: the
       // row arrays may be rewritten for the next tile once the barrier

@@ -22,6 +22,7 @@ namespace paralab::kernels::cuda {
 
 namespace {
 
+using detail::load_tile_f32;
 using detail::MaskParams;
 using detail::TileRanges;
 
@@ -384,17 +385,6 @@ struct F32Tile {
       (size_t{kRows} * kStride + size_t{kKeys} * kStride + size_t{kRows} * kPStride) *
       sizeof(float);
 };
-
-// Copies rows [0, rows) of `source` (row stride `stride`) into shared
-// [kTileRows][D + 1], zeros past valid_rows.
-template <int kTileRows, int D, int kThreads>
-__device__ inline void load_tile_f32(float* target, const float* source, size_t stride,
-                                     int valid_rows) {
-  for (int i = threadIdx.x; i < kTileRows * D; i += kThreads) {
-    const int row = i / D, col = i % D;
-    target[row * (D + 1) + col] = row < valid_rows ? source[row * stride + col] : 0.0f;
-  }
-}
 
 template <int D>
 __global__ void __launch_bounds__(F32Tile<D>::kThreads) f32_tile_kernel(ForwardParams p) {

@@ -164,4 +164,16 @@ __device__ inline float warp_sum(float x) {
   return x;
 }
 
+// Copies rows [0, valid_rows) of `source` (row stride `stride`) into the
+// shared tile [kTileRows][D + 1] and zeros the rows past them; the +1 column
+// keeps threads that read down a column on different banks.
+template <int kTileRows, int D, int kThreads>
+__device__ inline void load_tile_f32(float* target, const float* source, size_t stride,
+                                     int valid_rows) {
+  for (int i = threadIdx.x; i < kTileRows * D; i += kThreads) {
+    const int row = i / D, col = i % D;
+    target[row * (D + 1) + col] = row < valid_rows ? source[row * stride + col] : 0.0f;
+  }
+}
+
 }  // namespace paralab::kernels::cuda::detail

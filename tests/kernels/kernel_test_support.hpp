@@ -5,6 +5,10 @@
 #include <omp.h>
 
 #include <functional>
+#include <random>
+#include <vector>
+
+#include "core/bf16.hpp"
 
 #include "kernels/cpu/dispatch.hpp"
 
@@ -23,6 +27,22 @@ inline void for_each_path(const std::function<void()>& check) {
     check();
   }
   cpu::detail::force_portable(false);
+}
+
+// Random values in [-1, 1), reproducible from the seed.
+inline std::vector<float> random_values(size_t n, unsigned seed) {
+  std::mt19937 generator(seed);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> values(n);
+  for (auto& x : values) x = uniform(generator);
+  return values;
+}
+
+// Each value rounded to BF16 (nearest even).
+inline std::vector<bf16> to_bf16(const std::vector<float>& values) {
+  std::vector<bf16> out(values.size());
+  for (size_t i = 0; i < values.size(); ++i) out[i] = float_to_bf16_rne(values[i]);
+  return out;
 }
 
 // Sets the OpenMP thread count for a scope.

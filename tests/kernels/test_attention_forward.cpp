@@ -18,11 +18,15 @@
 #include <string>
 #include <vector>
 
+#include "kernel_test_support.hpp"
 #include "kernels/attention.hpp"
 #include "kernels/threads.hpp"
 
 namespace paralab::kernels {
 namespace {
+
+using test::random_values;
+using test::to_bf16;
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
@@ -53,20 +57,6 @@ AttentionArgs args_of(const Case& c) {
   args.mask.k_offset = c.k_offset;
   args.mask.doc_starts = c.doc_starts;
   return args;
-}
-
-std::vector<float> random_values(size_t n, unsigned seed) {
-  std::mt19937 generator(seed);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<float> values(n);
-  for (auto& x : values) x = uniform(generator);
-  return values;
-}
-
-std::vector<bf16> to_bf16(const std::vector<float>& x) {
-  std::vector<bf16> out(x.size());
-  for (size_t i = 0; i < x.size(); ++i) out[i] = float_to_bf16_rne(x[i]);
-  return out;
 }
 
 struct Outputs {

@@ -34,6 +34,7 @@ namespace {
 
 using test::for_each_path;
 using test::ThreadCount;
+using test::to_bf16;
 
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
@@ -55,20 +56,6 @@ size_t stored_b(const GemmShape& s) {
 }
 size_t stored_c(const GemmShape& s) {
   return size_t(s.M) * s.ldc;
-}
-
-std::vector<float> random_floats(size_t n, uint32_t seed) {
-  std::mt19937 generator(seed);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<float> values(n);
-  for (float& v : values) v = uniform(generator);
-  return values;
-}
-
-std::vector<bf16> to_bf16(const std::vector<float>& x) {
-  std::vector<bf16> out(x.size());
-  for (size_t i = 0; i < x.size(); ++i) out[i] = float_to_bf16_rne(x[i]);
-  return out;
 }
 
 std::vector<float> absolute(const std::vector<float>& x) {
@@ -167,11 +154,12 @@ struct Inputs {
 Inputs make_inputs(const GemmShape& s, uint32_t seed) {
   const bool ta = s.trans_a == Trans::yes, tb = s.trans_b == Trans::yes;
   Inputs in;
-  in.a = with_nan_padding(random_floats(stored_a(s), seed), ta ? s.K : s.M, ta ? s.M : s.K, s.lda);
-  in.b =
-      with_nan_padding(random_floats(stored_b(s), seed + 1), tb ? s.N : s.K, tb ? s.K : s.N, s.ldb);
-  in.c0 =
-      s.beta == 0 ? std::vector<float>(stored_c(s), kNaN) : random_floats(stored_c(s), seed + 2);
+  in.a = with_nan_padding(test::random_values(stored_a(s), seed), ta ? s.K : s.M, ta ? s.M : s.K,
+                          s.lda);
+  in.b = with_nan_padding(test::random_values(stored_b(s), seed + 1), tb ? s.N : s.K,
+                          tb ? s.K : s.N, s.ldb);
+  in.c0 = s.beta == 0 ? std::vector<float>(stored_c(s), kNaN)
+                      : test::random_values(stored_c(s), seed + 2);
   return in;
 }
 
