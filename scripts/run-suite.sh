@@ -22,7 +22,16 @@ run_comm_bench() {
     --series op --logx --logy -o "$out/comm_bench_latency.png"
 }
 
+# A few representative kernels (Google Benchmark, JSON), with their ratios to
+# the limits measured on the same cores.
+run_kernels_bench() {
+  "$bin/kernels_bench" --threads "$PARALAB_RANKS" \
+    --benchmark_filter='attention_causal_(f32|bf16)/(1024|4096)|gemm_(f32|bf16)/square|bf16_convert_from_f32/nearest' \
+    --benchmark_out="$out/kernels_bench.json" --benchmark_out_format=json
+}
+
 run_comm_bench
+run_kernels_bench
 
 echo
 "$PARALAB_PYTHON" "$here/summarize.py" "$out"/*.h5
