@@ -30,7 +30,17 @@ run_kernels_bench() {
     --benchmark_out="$out/kernels_bench.json" --benchmark_out_format=json
 }
 
+# Ring attention: every algorithm at 8k tokens, full and persistent-KV
+# prefill, checked against single-rank attention.
+run_ring_attention() {
+  paralab_mpirun -np "$PARALAB_RANKS" "$bin/ring_attention" --algo all -T 4k,8k -n 5 -w 1 \
+    --check -o "$out/ring_attention.h5"
+  paralab_mpirun -np "$PARALAB_RANKS" "$bin/ring_attention" --algo all -T 1k -P 7k -n 5 -w 1 \
+    --check -o "$out/ring_attention_persistent.h5"
+}
+
 run_comm_bench
+run_ring_attention
 run_kernels_bench
 
 echo
