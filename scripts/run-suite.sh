@@ -37,6 +37,8 @@ run_ring_attention() {
     --check -o "$out/ring_attention.h5"
   paralab_mpirun -np "$PARALAB_RANKS" "$bin/ring_attention" --algo all -T 1k -P 7k -n 5 -w 1 \
     --check -o "$out/ring_attention_persistent.h5"
+  "$PARALAB_PYTHON" "$here/plot.py" "$out/ring_attention.h5" --x T --y tflops_per_rank \
+    --series algo -o "$out/ring_attention_tflops.png"
 }
 
 run_comm_bench
