@@ -217,6 +217,26 @@ void check_inputs(const RingProblem& p, const RankLayout& layout, int rank,
         std::to_string(in.k.size()) + " of " + std::to_string(kv_size) + " elements)");
 }
 
+// The ring both pass-KV and pass-Q run: N steps; at each, the block in hand
+// leaves for the next rank while compute(step, block, timing) works on it
+// (the transfer is posted first, so it overlaps the compute), then the block
+// from the previous rank takes its place. Block: data() and size() elements.
+template <class Block, class Compute>
+void rotate_ring(comm::Communicator& comm, DType type, Block& held, Block& arriving,
+                 Compute&& compute, RingTiming& timing) {
+  const int ranks = comm.size();
+  for (int step = 0; step < ranks; ++step) {
+    StepTiming step_timing;
+    comm::Request transfer;
+    if (step + 1 < ranks)
+      transfer = comm.start_ring_step(held.data(), arriving.data(), held.size(), type);
+    compute(step, held, step_timing);
+    if (transfer.active()) step_timing.comm_wait = wait_timed(transfer);
+    std::swap(held, arriving);
+    timing.steps.push_back(step_timing);
+  }
+}
+
 }  // namespace
 
 // The algorithms ------------------------------------------------------------------
@@ -234,18 +254,14 @@ RingOutput pass_kv(comm::Communicator& comm, const RingProblem& p, const LocalIn
   // Double buffering: `held` is attended while `arriving` receives the next block.
   const size_t block_tokens = max_tokens(layout.kv);
   KvBlock<E> held(p, block_tokens, in), arriving(p, block_tokens);
-  for (int step = 0; step < ranks; ++step) {
-    StepTiming timing;
-    comm::Request transfer;
-    if (step + 1 < ranks)
-      transfer = comm.start_ring_step(held.data(), arriving.data(), held.size(), dtype_of<E>());
-    const Shard& held_kv = layout.kv[ring_source(me, step, ranks)];
-    attend_shard(p, my_queries, in.q.data(), held_kv, held.k(), held.v(), out.o.data(),
-                 out.lse.data(), scratch, timing);
-    if (transfer.active()) timing.comm_wait = wait_timed(transfer);
-    std::swap(held, arriving);
-    out.timing.steps.push_back(timing);
-  }
+  rotate_ring(
+      comm, dtype_of<E>(), held, arriving,
+      [&](int step, const KvBlock<E>& block, StepTiming& timing) {
+        const Shard& block_kv = layout.kv[ring_source(me, step, ranks)];
+        attend_shard(p, my_queries, in.q.data(), block_kv, block.k(), block.v(), out.o.data(),
+                     out.lse.data(), scratch, timing);
+      },
+      out.timing);
   out.timing.total = total.seconds();
   return out;
 }
@@ -266,18 +282,14 @@ RingOutput pass_q(comm::Communicator& comm, const RingProblem& p, const LocalInp
   std::vector<E> held(q_tokens * p.H * p.D, E{}), arriving(held.size(), E{});
   std::copy(in.q.begin(), in.q.end(), held.begin());
   PartialSlots partials(p, q_tokens, ranks);
-  for (int step = 0; step < ranks; ++step) {
-    StepTiming timing;
-    comm::Request transfer;
-    if (step + 1 < ranks)
-      transfer = comm.start_ring_step(held.data(), arriving.data(), held.size(), dtype_of<E>());
-    const int owner = ring_source(me, step, ranks);
-    attend_shard(p, layout.queries[owner], held.data(), layout.kv[me], in.k.data(), in.v.data(),
-                 partials.o(owner), partials.lse(owner), scratch, timing);
-    if (transfer.active()) timing.comm_wait = wait_timed(transfer);
-    std::swap(held, arriving);
-    out.timing.steps.push_back(timing);
-  }
+  rotate_ring(
+      comm, dtype_of<E>(), held, arriving,
+      [&](int step, const std::vector<E>& block, StepTiming& timing) {
+        const int owner = ring_source(me, step, ranks);
+        attend_shard(p, layout.queries[owner], block.data(), layout.kv[me], in.k.data(),
+                     in.v.data(), partials.o(owner), partials.lse(owner), scratch, timing);
+      },
+      out.timing);
 
   // 2. One all-to-all returns every partial to its owner: slot r of the
   //    result holds rank r's partial for this rank's queries.
