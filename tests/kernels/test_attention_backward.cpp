@@ -59,16 +59,19 @@ std::vector<float> uniform(size_t n, std::mt19937& gen) {
   return x;
 }
 
-Inputs make_inputs(const AttentionArgs& a, unsigned seed) {
+// Random Q, K, V and dO from `values` (uniform by default), with the
+// reference forward's O and LSE.
+using ValueMaker = std::vector<float> (*)(size_t, std::mt19937&);
+Inputs make_inputs(const AttentionArgs& a, unsigned seed, ValueMaker values = uniform) {
   const auto& s = a.shape;
   std::mt19937 gen(seed);
   const size_t nq = size_t(s.T) * s.H * s.D, nk = size_t(s.S) * s.H_kv * s.D;
-  Inputs in{uniform(nq, gen),
-            uniform(nk, gen),
-            uniform(nk, gen),
+  Inputs in{values(nq, gen),
+            values(nk, gen),
+            values(nk, gen),
             std::vector<float>(nq),
             std::vector<float>(size_t(s.T) * s.H),
-            uniform(nq, gen)};
+            values(nq, gen)};
   reference::attention_forward(a, in.q.data(), in.k.data(), in.v.data(), in.o.data(),
                                in.lse.data());
   return in;
@@ -331,16 +334,9 @@ std::vector<float> dyadic(size_t n, std::mt19937& gen) {
 void expect_matches_finite_differences(const Case& c, unsigned seed) {
   const AttentionArgs a = args_of(c);
   const auto& s = a.shape;
-  std::mt19937 gen(seed);
-  const size_t nq = size_t(s.T) * s.H * s.D, nk = size_t(s.S) * s.H_kv * s.D;
-  Inputs in{dyadic(nq, gen),
-            dyadic(nk, gen),
-            dyadic(nk, gen),
-            std::vector<float>(nq),
-            std::vector<float>(size_t(s.T) * s.H),
-            dyadic(nq, gen)};
-  reference::attention_forward(a, in.q.data(), in.k.data(), in.v.data(), in.o.data(),
-                               in.lse.data());
+  const size_t nq = size_t(s.T) * s.H * s.D;
+  Inputs in = make_inputs(a, seed, dyadic);
+  std::mt19937 gen(seed + 1);  // picks the perturbed elements
   const Grads g = cpu_backward(a, in);
 
   double abs_loss_terms = 0;
