@@ -15,6 +15,7 @@
 #include "core/errors.hpp"
 #include "core/timer.hpp"
 #include "kernels/attention.hpp"
+#include "ring/schedule.hpp"
 
 namespace paralab::ring {
 
@@ -79,43 +80,10 @@ constexpr DType dtype_of() {
   return std::is_same_v<E, float> ? DType::f32 : DType::bf16;
 }
 
-size_t max_tokens(std::span<const Shard> shards) {
-  int64_t most = 0;
-  for (const Shard& shard : shards) most = std::max(most, shard_tokens(shard));
-  return static_cast<size_t>(most);
-}
-
-// The rank that sent the block held at ring step `step` (blocks move to rank+1).
-int ring_source(int rank, int step, int ranks) {
-  return ((rank - step) % ranks + ranks) % ranks;
-}
-
 double wait_timed(comm::Request& request) {
   Stopwatch watch;
   request.wait();
   return watch.seconds();
-}
-
-// Piece-vs-piece attention --------------------------------------------------------
-
-class DocumentIndex {
- public:
-  explicit DocumentIndex(std::span<const int64_t> starts) : starts_(starts) {}
-  int64_t of(int64_t position) const {
-    return std::upper_bound(starts_.begin(), starts_.end(), position) - starts_.begin();
-  }
-
- private:
-  std::span<const int64_t> starts_;
-};
-
-// Whether no query of `q` may see any key of `k`: then the kernel call is
-// skipped (it would return LSE = -inf rows that merge to nothing).
-bool fully_masked(const RingProblem& p, Piece q, Piece k) {
-  if (p.causal && k.start > q.end() - 1) return true;
-  if (p.doc_starts.empty()) return false;
-  const DocumentIndex docs(p.doc_starts);
-  return docs.of(k.end() - 1) < docs.of(q.start) || docs.of(k.start) > docs.of(q.end() - 1);
 }
 
 // Partial results of one kernel call, reused across calls.
@@ -123,39 +91,39 @@ struct Scratch {
   std::vector<float> o, lse;
 };
 
-// Adds to the accumulators (o, lse) of the query rows of `q_shard` their
-// attention against the keys of `kv_shard`, one kernel call per pair of pieces
-// with the pieces' true positions as offsets, so every mask stays exact.
+// Row 0 of the tensors a call reads and accumulates into; the call's q_row
+// and kv_row index from there.
 template <class E>
-void attend_shard(const RingProblem& p, const Shard& q_shard, const E* q, const Shard& kv_shard,
-                  const E* k, const E* v, float* o, float* lse, Scratch& scratch,
-                  StepTiming& timing) {
+struct CallBases {
+  const E* q;
+  const E* k;
+  const E* v;
+  float* o;
+  float* lse;
+};
+
+// Runs one step's kernel calls, each merged by LSE into its queries'
+// accumulators; bases(call) says where the call's tensors are.
+template <class E, class Bases>
+void run_calls(const RingProblem& p, const std::vector<AttentionCall>& calls, Bases&& bases,
+               Scratch& scratch, StepTiming& timing) {
   const size_t q_row = static_cast<size_t>(p.H) * p.D;
   const size_t kv_row = static_cast<size_t>(p.H_kv) * p.D;
-  size_t q_token = 0;
-  for (const Piece& qp : q_shard) {
-    size_t k_token = 0;
-    for (const Piece& kp : kv_shard) {
-      if (!fully_masked(p, qp, kp)) {
-        kernels::AttentionArgs args;
-        args.shape = {static_cast<int>(qp.length), static_cast<int>(kp.length), p.H, p.H_kv, p.D};
-        args.mask = {p.causal, qp.start, kp.start, p.doc_starts};
-        args.scale = p.scale;
-        const size_t rows = static_cast<size_t>(qp.length) * p.H;
-        scratch.o.resize(rows * p.D);
-        scratch.lse.resize(rows);
-        Stopwatch watch;
-        kernels::cpu::attention_forward(args, q + q_token * q_row, k + k_token * kv_row,
-                                        v + k_token * kv_row, scratch.o.data(), scratch.lse.data());
-        timing.attention += watch.seconds();
-        watch.restart();
-        kernels::cpu::attention_merge_into(rows, p.D, o + q_token * q_row, lse + q_token * p.H,
-                                           scratch.o.data(), scratch.lse.data());
-        timing.merge += watch.seconds();
-      }
-      k_token += static_cast<size_t>(kp.length);
-    }
-    q_token += static_cast<size_t>(qp.length);
+  for (const AttentionCall& call : calls) {
+    const CallBases<E> base = bases(call);
+    const size_t rows = static_cast<size_t>(call.q.length) * p.H;
+    scratch.o.resize(rows * p.D);
+    scratch.lse.resize(rows);
+    const auto q_at = static_cast<size_t>(call.q_row), kv_at = static_cast<size_t>(call.kv_row);
+    Stopwatch watch;
+    kernels::cpu::attention_forward(attention_args(p, call), base.q + q_at * q_row,
+                                    base.k + kv_at * kv_row, base.v + kv_at * kv_row,
+                                    scratch.o.data(), scratch.lse.data());
+    timing.attention += watch.seconds();
+    watch.restart();
+    kernels::cpu::attention_merge_into(rows, p.D, base.o + q_at * q_row, base.lse + q_at * p.H,
+                                       scratch.o.data(), scratch.lse.data());
+    timing.merge += watch.seconds();
   }
 }
 
@@ -169,14 +137,13 @@ RingOutput empty_output(const RingProblem& p, size_t tokens) {
   return out;
 }
 
-// One rank's K and V in a single message buffer, K then V, each padded to
-// `tokens` rows so that all ranks' blocks have the same size.
+// One rank's K and V in a single message buffer of `elements` (the
+// schedule's padded block size): K then V, each in its half.
 template <class E>
 class KvBlock {
  public:
-  KvBlock(const RingProblem& p, size_t tokens)
-      : half_(tokens * p.H_kv * p.D), data_(2 * half_, E{}) {}
-  KvBlock(const RingProblem& p, size_t tokens, const LocalInputs<E>& in) : KvBlock(p, tokens) {
+  explicit KvBlock(size_t elements) : half_(elements / 2), data_(2 * half_, E{}) {}
+  KvBlock(size_t elements, const LocalInputs<E>& in) : KvBlock(elements) {
     std::copy(in.k.begin(), in.k.end(), data_.begin());
     std::copy(in.v.begin(), in.v.end(), data_.begin() + half_);
   }
@@ -190,11 +157,11 @@ class KvBlock {
   std::vector<E> data_;
 };
 
-// pass-Q's partial results for one query shard: O [rows, D] then LSE [rows],
-// padded to `tokens` query tokens; N of these make one all-to-all slot each.
+// pass-Q's partial results, one all-to-all slot of `slot` floats per rank:
+// O [rows, D] then LSE [rows], rows = slot / (D + 1) (the largest shard's).
 struct PartialSlots {
-  PartialSlots(const RingProblem& p, size_t tokens, int ranks)
-      : rows(tokens * p.H), slot(rows * (p.D + 1)), data(slot * ranks, 0.0f), D(p.D) {
+  PartialSlots(const RingProblem& p, size_t slot_floats, int ranks)
+      : rows(slot_floats / (p.D + 1)), slot(slot_floats), data(slot * ranks, 0.0f), D(p.D) {
     for (int r = 0; r < ranks; ++r) std::fill_n(lse(r), rows, kNoKeys);
   }
   float* o(int r) { return data.data() + r * slot; }
@@ -237,29 +204,27 @@ void rotate_ring(comm::Communicator& comm, DType type, Block& held, Block& arriv
   }
 }
 
-}  // namespace
-
-// The algorithms ------------------------------------------------------------------
+// The algorithms, each running its schedule ----------------------------------------
 
 template <class E>
-RingOutput pass_kv(comm::Communicator& comm, const RingProblem& p, const LocalInputs<E>& in) {
+RingOutput run_pass_kv(comm::Communicator& comm, const RingProblem& p, const RankLayout& layout,
+                       const RingSchedule& plan, const LocalInputs<E>& in) {
   Stopwatch total;
-  const int ranks = comm.size(), me = comm.rank();
-  const RankLayout layout = layout_of(p, ranks);
-  check_inputs(p, layout, me, in);
-  const Shard& my_queries = layout.queries[me];
-  RingOutput out = empty_output(p, shard_tokens(my_queries));
+  const int me = comm.rank();
+  RingOutput out = empty_output(p, shard_tokens(layout.queries[me]));
   Scratch scratch;
 
   // Double buffering: `held` is attended while `arriving` receives the next block.
-  const size_t block_tokens = max_tokens(layout.kv);
-  KvBlock<E> held(p, block_tokens, in), arriving(p, block_tokens);
+  KvBlock<E> held(plan.block_elements, in), arriving(plan.block_elements);
   rotate_ring(
       comm, dtype_of<E>(), held, arriving,
       [&](int step, const KvBlock<E>& block, StepTiming& timing) {
-        const Shard& block_kv = layout.kv[ring_source(me, step, ranks)];
-        attend_shard(p, my_queries, in.q.data(), block_kv, block.k(), block.v(), out.o.data(),
-                     out.lse.data(), scratch, timing);
+        run_calls<E>(
+            p, plan.steps[me][step].calls,
+            [&](const AttentionCall&) {
+              return CallBases<E>{in.q.data(), block.k(), block.v(), out.o.data(), out.lse.data()};
+            },
+            scratch, timing);
       },
       out.timing);
   out.timing.total = total.seconds();
@@ -267,33 +232,34 @@ RingOutput pass_kv(comm::Communicator& comm, const RingProblem& p, const LocalIn
 }
 
 template <class E>
-RingOutput pass_q(comm::Communicator& comm, const RingProblem& p, const LocalInputs<E>& in) {
+RingOutput run_pass_q(comm::Communicator& comm, const RingProblem& p, const RankLayout& layout,
+                      const RingSchedule& plan, const LocalInputs<E>& in) {
   Stopwatch total;
   const int ranks = comm.size(), me = comm.rank();
-  const RankLayout layout = layout_of(p, ranks);
-  check_inputs(p, layout, me, in);
-  const size_t q_tokens = max_tokens(layout.queries);
-  const size_t my_tokens = shard_tokens(layout.queries[me]);
-  RingOutput out = empty_output(p, my_tokens);
+  RingOutput out = empty_output(p, shard_tokens(layout.queries[me]));
   Scratch scratch;
 
   // 1. Visiting query shards travel the ring (double-buffered, padded); each
   //    one's partial result against the local K/V goes to its owner's slot.
-  std::vector<E> held(q_tokens * p.H * p.D, E{}), arriving(held.size(), E{});
+  std::vector<E> held(plan.block_elements, E{}), arriving(held.size(), E{});
   std::copy(in.q.begin(), in.q.end(), held.begin());
-  PartialSlots partials(p, q_tokens, ranks);
+  PartialSlots partials(p, plan.all2all_slot_floats, ranks);
   rotate_ring(
       comm, dtype_of<E>(), held, arriving,
       [&](int step, const std::vector<E>& block, StepTiming& timing) {
-        const int owner = ring_source(me, step, ranks);
-        attend_shard(p, layout.queries[owner], block.data(), layout.kv[me], in.k.data(),
-                     in.v.data(), partials.o(owner), partials.lse(owner), scratch, timing);
+        run_calls<E>(
+            p, plan.steps[me][step].calls,
+            [&](const AttentionCall& call) {
+              return CallBases<E>{block.data(), in.k.data(), in.v.data(), partials.o(call.q_owner),
+                                  partials.lse(call.q_owner)};
+            },
+            scratch, timing);
       },
       out.timing);
 
   // 2. One all-to-all returns every partial to its owner: slot r of the
   //    result holds rank r's partial for this rank's queries.
-  PartialSlots mine(p, q_tokens, ranks);
+  PartialSlots mine(p, plan.all2all_slot_floats, ranks);
   Stopwatch watch;
   comm.alltoall(partials.data.data(), mine.data.data(), partials.slot, DType::f32);
   out.timing.all2all = watch.seconds();
@@ -305,7 +271,7 @@ RingOutput pass_q(comm::Communicator& comm, const RingProblem& p, const LocalInp
     o_parts.push_back(mine.o(r));
     lse_parts.push_back(mine.lse(r));
   }
-  kernels::cpu::attention_merge(my_tokens * p.H, p.D, o_parts, lse_parts, out.o.data(),
+  kernels::cpu::attention_merge(plan.final_merge_rows[me], p.D, o_parts, lse_parts, out.o.data(),
                                 out.lse.data());
   out.timing.final_merge = watch.seconds();
   out.timing.total = total.seconds();
@@ -313,47 +279,74 @@ RingOutput pass_q(comm::Communicator& comm, const RingProblem& p, const LocalInp
 }
 
 template <class E>
-RingOutput all_gather_kv(comm::Communicator& comm, const RingProblem& p, const LocalInputs<E>& in) {
+RingOutput run_all_gather(comm::Communicator& comm, const RingProblem& p, const RankLayout& layout,
+                          const RingSchedule& plan, const LocalInputs<E>& in) {
   Stopwatch total;
   const int ranks = comm.size(), me = comm.rank();
-  const RankLayout layout = layout_of(p, ranks);
-  check_inputs(p, layout, me, in);
-  const Shard& my_queries = layout.queries[me];
-  RingOutput out = empty_output(p, shard_tokens(my_queries));
+  RingOutput out = empty_output(p, shard_tokens(layout.queries[me]));
   Scratch scratch;
   StepTiming timing;
 
   // 1. Every rank's padded K/V block, gathered on every rank.
-  const size_t block_tokens = max_tokens(layout.kv);
-  KvBlock<E> mine(p, block_tokens, in);
+  KvBlock<E> mine(plan.block_elements, in);
   std::vector<E> gathered(mine.size() * ranks);
   Stopwatch watch;
   comm.allgather(mine.data(), gathered.data(), mine.size(), dtype_of<E>());
   timing.comm_wait = watch.seconds();
 
-  // 2. Local attention against each rank's block in turn.
-  for (int r = 0; r < ranks; ++r) {
-    const E* block = gathered.data() + r * mine.size();
-    attend_shard(p, my_queries, in.q.data(), layout.kv[r], block, block + mine.size() / 2,
-                 out.o.data(), out.lse.data(), scratch, timing);
-  }
+  // 2. Local attention against every rank's block.
+  run_calls<E>(
+      p, plan.steps[me][0].calls,
+      [&](const AttentionCall& call) {
+        const E* block = gathered.data() + call.kv_owner * mine.size();
+        return CallBases<E>{in.q.data(), block, block + mine.size() / 2, out.o.data(),
+                            out.lse.data()};
+      },
+      scratch, timing);
   out.timing.steps.push_back(timing);
   out.timing.total = total.seconds();
   return out;
 }
 
+}  // namespace
+
+template <class E>
+RingOutput run_ring(comm::Communicator& comm, const RingProblem& p, const RankLayout& layout,
+                    const RingSchedule& plan, const LocalInputs<E>& in) {
+  if (plan.ranks != comm.size() || layout.queries.size() != static_cast<size_t>(comm.size()))
+    throw std::invalid_argument("ring attention: the schedule was planned for " +
+                                std::to_string(plan.ranks) + " ranks, the communicator has " +
+                                std::to_string(comm.size()));
+  check_inputs(p, layout, comm.rank(), in);
+  switch (plan.algorithm) {
+    case Algorithm::pass_kv:
+      return run_pass_kv(comm, p, layout, plan, in);
+    case Algorithm::pass_q:
+      return run_pass_q(comm, p, layout, plan, in);
+    case Algorithm::all_gather:
+      return run_all_gather(comm, p, layout, plan, in);
+  }
+  throw std::invalid_argument("ring attention: unknown algorithm");
+}
+
 template <class E>
 RingOutput ring_attention(Algorithm algorithm, comm::Communicator& comm, const RingProblem& p,
                           const LocalInputs<E>& in) {
-  switch (algorithm) {
-    case Algorithm::pass_kv:
-      return pass_kv(comm, p, in);
-    case Algorithm::pass_q:
-      return pass_q(comm, p, in);
-    case Algorithm::all_gather:
-      return all_gather_kv(comm, p, in);
-  }
-  throw std::invalid_argument("ring attention: unknown algorithm");
+  const RankLayout layout = layout_of(p, comm.size());
+  return run_ring(comm, p, layout, plan_ring(algorithm, p, layout), in);
+}
+
+template <class E>
+RingOutput pass_kv(comm::Communicator& comm, const RingProblem& p, const LocalInputs<E>& in) {
+  return ring_attention(Algorithm::pass_kv, comm, p, in);
+}
+template <class E>
+RingOutput pass_q(comm::Communicator& comm, const RingProblem& p, const LocalInputs<E>& in) {
+  return ring_attention(Algorithm::pass_q, comm, p, in);
+}
+template <class E>
+RingOutput all_gather_kv(comm::Communicator& comm, const RingProblem& p, const LocalInputs<E>& in) {
+  return ring_attention(Algorithm::all_gather, comm, p, in);
 }
 
 #define PARALAB_RING_INSTANTIATE(E)                                                            \
@@ -362,7 +355,9 @@ RingOutput ring_attention(Algorithm algorithm, comm::Communicator& comm, const R
   template RingOutput all_gather_kv(comm::Communicator&, const RingProblem&,                   \
                                     const LocalInputs<E>&);                                    \
   template RingOutput ring_attention(Algorithm, comm::Communicator&, const RingProblem&,       \
-                                     const LocalInputs<E>&);
+                                     const LocalInputs<E>&);                                   \
+  template RingOutput run_ring(comm::Communicator&, const RingProblem&, const RankLayout&,     \
+                               const RingSchedule&, const LocalInputs<E>&);
 PARALAB_RING_INSTANTIATE(float)
 PARALAB_RING_INSTANTIATE(bf16)
 #undef PARALAB_RING_INSTANTIATE

@@ -109,4 +109,11 @@ template <class E>
 RingOutput ring_attention(Algorithm algorithm, comm::Communicator& comm, const RingProblem& problem,
                           const LocalInputs<E>& inputs);
 
+// The same for a schedule planned once (schedule.hpp: plan_ring) over any
+// layout, e.g. decode's; inputs laid out as `layout` says for this rank.
+struct RingSchedule;
+template <class E>
+RingOutput run_ring(comm::Communicator& comm, const RingProblem& problem, const RankLayout& layout,
+                    const RingSchedule& schedule, const LocalInputs<E>& inputs);
+
 }  // namespace paralab::ring

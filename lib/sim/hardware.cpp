@@ -19,6 +19,8 @@ constexpr double kH100Bf16PeakFlops = 800e12;  // the CP paper's per-GPU figure
 constexpr double kH100Fp32PeakFlops = 67e12;   // H100 SXM datasheet, non-tensor FP32
 constexpr double kAttentionEfficiency = 0.63;  // CP paper: 63% FLOPS utilisation at 1M tokens
 constexpr double kGemmEfficiency = 0.75;       // typical large cuBLAS BF16 GEMM on H100
+constexpr double kHbmBandwidth = 2.7e12;       // 80% of the H100 SXM's 3.35 TB/s HBM3
+constexpr double kKernelOverhead = 4e-6;       // launch + tail of one CUDA kernel
 
 // NVLink 4 through NVSwitch: 450 GB/s per direction per GPU line rate;
 // about 82% of it is what point-to-point copies achieve.
@@ -35,6 +37,8 @@ HardwareProfile h100(std::string name, std::string description, LinkModel inter)
                          kH100Fp32PeakFlops,
                          kAttentionEfficiency,
                          kGemmEfficiency,
+                         kHbmBandwidth,
+                         kKernelOverhead,
                          8,
                          kNvlink,
                          std::move(inter)};
@@ -153,6 +157,8 @@ nlohmann::json profile_to_json(const HardwareProfile& profile) {
               {"fp32_peak_flops", profile.fp32_peak_flops},
               {"attention_efficiency", profile.attention_efficiency},
               {"gemm_efficiency", profile.gemm_efficiency},
+              {"memory_bytes_per_s", profile.memory_bytes_per_s},
+              {"kernel_overhead_s", profile.kernel_overhead_s},
               {"gpus_per_node", profile.gpus_per_node},
               {"intra_node", link_to_json(profile.intra_node)},
               {"inter_node", link_to_json(profile.inter_node)}};
@@ -160,11 +166,11 @@ nlohmann::json profile_to_json(const HardwareProfile& profile) {
 
 HardwareProfile profile_from_json(const nlohmann::json& object) {
   if (!object.is_object()) throw UsageError("hardware profile: must be a JSON object");
-  reject_unknown_keys(
-      object,
-      {"name", "description", "bf16_peak_flops", "fp32_peak_flops", "attention_efficiency",
-       "gemm_efficiency", "gpus_per_node", "intra_node", "inter_node"},
-      "");
+  reject_unknown_keys(object,
+                      {"name", "description", "bf16_peak_flops", "fp32_peak_flops",
+                       "attention_efficiency", "gemm_efficiency", "memory_bytes_per_s",
+                       "kernel_overhead_s", "gpus_per_node", "intra_node", "inter_node"},
+                      "");
   HardwareProfile profile;
   profile.name = text(object, "name", "");
   profile.description = object.contains("description") ? text(object, "description", "") : "";
@@ -172,6 +178,9 @@ HardwareProfile profile_from_json(const nlohmann::json& object) {
   profile.fp32_peak_flops = positive(object, "fp32_peak_flops");
   profile.attention_efficiency = efficiency(object, "attention_efficiency");
   profile.gemm_efficiency = efficiency(object, "gemm_efficiency");
+  profile.memory_bytes_per_s = positive(object, "memory_bytes_per_s");
+  profile.kernel_overhead_s = number(object, "kernel_overhead_s", "");
+  if (!(profile.kernel_overhead_s >= 0)) bad_field("kernel_overhead_s", "must be >= 0");
   const json& gpus = require(object, "gpus_per_node", "");
   if (!gpus.is_number_integer() || gpus.get<long long>() < 1)
     bad_field("gpus_per_node", "must be an integer >= 1");

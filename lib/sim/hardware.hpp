@@ -25,6 +25,11 @@ struct HardwareProfile {
   // class) and by large GEMMs; compute time = flops / (peak * efficiency).
   double attention_efficiency = 0;
   double gemm_efficiency = 0;
+  // Achieved device-memory bandwidth (memory-bound kernels such as LSE
+  // merges), bytes/s, and the fixed cost of one kernel call (launch and
+  // tail), seconds: what makes many small calls slower than one big one.
+  double memory_bytes_per_s = 0;
+  double kernel_overhead_s = 0;
   int gpus_per_node = 1;
   LinkModel intra_node;  // between two GPUs of one node (per GPU, per direction)
   LinkModel inter_node;  // between GPUs of different nodes (per GPU, per direction)

@@ -22,6 +22,8 @@ void expect_same(const HardwareProfile& a, const HardwareProfile& b) {
   EXPECT_EQ(a.fp32_peak_flops, b.fp32_peak_flops);
   EXPECT_EQ(a.attention_efficiency, b.attention_efficiency);
   EXPECT_EQ(a.gemm_efficiency, b.gemm_efficiency);
+  EXPECT_EQ(a.memory_bytes_per_s, b.memory_bytes_per_s);
+  EXPECT_EQ(a.kernel_overhead_s, b.kernel_overhead_s);
   EXPECT_EQ(a.gpus_per_node, b.gpus_per_node);
   for (auto [x, y] : {std::pair{&a.intra_node, &b.intra_node}, {&a.inter_node, &b.inter_node}}) {
     EXPECT_EQ(x->name, y->name);
@@ -106,6 +108,12 @@ TEST(Hardware, JsonValidationNamesTheField) {
   j = good;
   j["gpus_per_node"] = 0;
   expect_rejected(j, "gpus_per_node");
+  j = good;
+  j["memory_bytes_per_s"] = 0;
+  expect_rejected(j, "memory_bytes_per_s");
+  j = good;
+  j["kernel_overhead_s"] = -1e-6;
+  expect_rejected(j, "kernel_overhead_s");
   j = good;
   j["intra_node"]["alpha_s"] = -1;
   expect_rejected(j, "intra_node.alpha_s");

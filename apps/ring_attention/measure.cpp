@@ -1,0 +1,273 @@
+// Measure mode: real ranks, the CPU kernels, the MPI communicator; one
+// schedule per point, planned before the timed iterations.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/timer.hpp"
+#include "kernels/attention.hpp"
+#include "kernels/bf16.hpp"
+#include "kernels/threads.hpp"
+#include "options.hpp"
+#include "ring/schedule.hpp"
+
+namespace paralab::ring_attention {
+namespace {
+
+// Input rows are a function of (seed, tensor, position) alone, so every rank
+// makes its own rows and rank 0 can remake the whole sequence for --check.
+template <class E>
+std::vector<E> make_rows(const ring::Shard& shard, size_t row_elems, uint64_t seed, int tensor) {
+  std::vector<E> rows;
+  rows.reserve(static_cast<size_t>(ring::shard_tokens(shard)) * row_elems);
+  const uint64_t stream = seed * 4 + static_cast<uint64_t>(tensor);
+  for (const auto& piece : shard)
+    for (int64_t pos = piece.start; pos < piece.end(); ++pos)
+      for (size_t e = 0; e < row_elems; ++e) {
+        const uint32_t bits =
+            kernels::stochastic_bits(stream, static_cast<uint64_t>(pos) * row_elems + e);
+        const float value = static_cast<float>(bits) * (2.0f / 4294967296.0f) - 1.0f;
+        if constexpr (std::is_same_v<E, bf16>)
+          rows.push_back(float_to_bf16_rne(value));
+        else
+          rows.push_back(value);
+      }
+  return rows;
+}
+
+template <class E>
+struct Inputs {
+  std::vector<E> q, k, v;
+  ring::LocalInputs<E> view() const { return {q, k, v}; }
+};
+
+template <class E>
+Inputs<E> make_inputs(const ring::RingProblem& p, const ring::RankLayout& layout, int rank,
+                      uint64_t seed) {
+  const size_t q_row = static_cast<size_t>(p.H) * p.D, kv_row = static_cast<size_t>(p.H_kv) * p.D;
+  return {make_rows<E>(layout.queries[rank], q_row, seed, 0),
+          make_rows<E>(layout.kv[rank], kv_row, seed, 1),
+          make_rows<E>(layout.kv[rank], kv_row, seed, 2)};
+}
+
+float as_float(float x) {
+  return x;
+}
+float as_float(bf16 x) {
+  return bf16_to_float(x);
+}
+
+double mean_over_ranks(MPI_Comm comm, double local) {
+  int n = 1;
+  MPI_Comm_size(comm, &n);
+  MPI_Allreduce(MPI_IN_PLACE, &local, 1, MPI_DOUBLE, MPI_SUM, comm);
+  return local / n;
+}
+
+double min_over_ranks(MPI_Comm comm, double local) {
+  MPI_Allreduce(MPI_IN_PLACE, &local, 1, MPI_DOUBLE, MPI_MIN, comm);
+  return local;
+}
+
+// --algo auto's inputs, measured in this run on these ranks: C, the attention
+// kernel's rate on one rank's share of a ring step (capped in size), and BW,
+// a ring send-receive of one K/V block (capped at 64 MiB); the slowest rank's
+// figures, so every rank makes the same choice.
+template <class E>
+ring::ChoiceInputs measure_rates(comm::Communicator& c, MPI_Comm world,
+                                 const ring::RingProblem& p) {
+  const int N = c.size();
+  ring::ChoiceInputs in{N, double(p.T), double(p.P), p.H, p.H_kv, p.D, double(sizeof(E)), 0, 0};
+  kernels::AttentionArgs args;
+  const int q = static_cast<int>(std::min<int64_t>(p.T / N, 1024));
+  const int k = static_cast<int>(std::min<int64_t>((p.T + p.P) / N, 4096));
+  args.shape = {std::max(q, 1), std::max(k, 1), p.H, p.H_kv, p.D};
+  args.mask.causal = false;
+  const ring::Shard qs = {{0, args.shape.T}}, ks = {{0, args.shape.S}};
+  const auto qd = make_rows<E>(qs, size_t(p.H) * p.D, 7, 0);
+  const auto kd = make_rows<E>(ks, size_t(p.H_kv) * p.D, 7, 1);
+  std::vector<float> o(qd.size()), lse(size_t(args.shape.T) * p.H);
+  double best = 1e30;
+  for (int i = 0; i < 3; ++i) {
+    Stopwatch watch;
+    kernels::cpu::attention_forward(args, qd.data(), kd.data(), kd.data(), o.data(), lse.data());
+    best = std::min(best, watch.seconds());
+  }
+  in.flops_per_s = min_over_ranks(world, kernels::attention_forward_flops(args) / best);
+  const size_t bytes =
+      std::min<size_t>(2 * size_t((p.T + p.P + N - 1) / N) * p.H_kv * p.D * sizeof(E), 64 << 20);
+  std::vector<uint8_t> send(bytes, 1), recv(bytes);
+  best = 1e30;
+  for (int i = 0; N > 1 && i < 3; ++i) {
+    c.barrier();
+    Stopwatch watch;
+    c.start_ring_step(send.data(), recv.data(), bytes, DType::u8).wait();
+    best = std::min(best, watch.seconds());
+  }
+  in.bytes_per_s = N > 1 ? min_over_ranks(world, bytes / best) : 1e30;
+  return in;
+}
+
+struct Measured {
+  TimeMatrix total;
+  double attention_s = 0, merge_s = 0, comm_wait_s = 0, all2all_s = 0;
+  ring::RingOutput last;  // kept for --check
+};
+
+template <class E>
+Measured measure(App& app, comm::Communicator& c, const ring::RingProblem& p,
+                 const ring::RankLayout& layout, const ring::RingSchedule& plan,
+                 const Inputs<E>& in) {
+  const auto& common = app.common();
+  for (int i = 0; i < common.warmup; ++i) ring::run_ring(c, p, layout, plan, in.view());
+  Measured m;
+  std::vector<double> totals;
+  double attention = 0, merge = 0, wait = 0, all2all = 0;
+  for (int i = 0; i < common.iters; ++i) {
+    c.barrier();
+    m.last = ring::run_ring(c, p, layout, plan, in.view());
+    const ring::StepTiming steps = m.last.timing.summed();
+    totals.push_back(m.last.timing.total);
+    attention += steps.attention;
+    merge += steps.merge + m.last.timing.final_merge;
+    wait += steps.comm_wait;
+    all2all += m.last.timing.all2all;
+  }
+  MPI_Comm world = app.world().comm();
+  m.total = gather_samples(world, totals);
+  m.attention_s = mean_over_ranks(world, attention / common.iters);
+  m.merge_s = mean_over_ranks(world, merge / common.iters);
+  m.comm_wait_s = mean_over_ranks(world, wait / common.iters);
+  m.all2all_s = mean_over_ranks(world, all2all / common.iters);
+  return m;
+}
+
+kernels::AttentionArgs single_rank_args(const ring::RingProblem& p) {
+  kernels::AttentionArgs a;
+  a.shape = {static_cast<int>(p.T), static_cast<int>(p.P + p.T), p.H, p.H_kv, p.D};
+  a.mask.causal = p.causal;
+  a.mask.q_offset = p.P;
+  a.mask.doc_starts = p.doc_starts;
+  a.scale = p.scale;
+  return a;
+}
+
+// Largest |difference| relative to the largest |reference| value, or to
+// `scale` when that is larger.
+double relative_error(const std::vector<float>& got, const std::vector<float>& want,
+                      double scale = 0) {
+  double diff = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (std::isinf(want[i]) && got[i] == want[i]) continue;  // masked rows: -inf LSE
+    diff = std::max(diff, std::fabs(double(got[i]) - want[i]));
+    scale = std::max(scale, std::fabs(double(want[i])));
+  }
+  return scale > 0 ? diff / scale : diff;
+}
+
+// Gathers O and LSE and compares them on rank 0 with single-rank attention
+// over the whole sequence; returns the larger relative error (on every rank).
+template <class E>
+double check(App& app, comm::Communicator& c, const ring::RingProblem& p,
+             const ring::RankLayout& layout, const ring::RingOutput& out) {
+  const size_t row = static_cast<size_t>(p.H) * p.D;
+  const auto o = ring::gather_rows(c, out.o, row, layout.queries, p.P, p.T);
+  const auto lse =
+      ring::gather_rows(c, out.lse, static_cast<size_t>(p.H), layout.queries, p.P, p.T);
+  double error = 0;
+  if (app.world().is_root()) {
+    const ring::Shard queries = {{p.P, p.T}}, keys = {{0, p.P + p.T}};
+    const size_t kv_row = static_cast<size_t>(p.H_kv) * p.D;
+    const auto q = make_rows<E>(queries, row, app.common().seed, 0);
+    const auto k = make_rows<E>(keys, kv_row, app.common().seed, 1);
+    const auto v = make_rows<E>(keys, kv_row, app.common().seed, 2);
+    std::vector<float> want_o(o.size()), want_lse(lse.size());
+    kernels::cpu::attention_forward(single_rank_args(p), q.data(), k.data(), v.data(),
+                                    want_o.data(), want_lse.data());
+    // O is a convex combination of V's rows: its rounding error scales with
+    // |V|, not with |O|, which cancels toward 0 as the keys grow (random V).
+    double v_scale = 0;
+    for (E x : v) v_scale = std::max(v_scale, std::fabs(double(as_float(x))));
+    error = std::max(relative_error(o, want_o, v_scale), relative_error(lse, want_lse));
+  }
+  MPI_Bcast(&error, 1, MPI_DOUBLE, 0, app.world().comm());
+  return error;
+}
+
+template <class E>
+PointResult run_point(App& app, comm::Communicator& c, AlgoRequest request,
+                      const ring::RingProblem& p) {
+  PointResult pt;
+  pt.problem = p;
+  pt.ranks = c.size();
+  pt.algo = algorithm_of(request);
+  if (request == AlgoRequest::automatic) {
+    pt.chosen = true;
+    pt.choice = ring::choose_algorithm(measure_rates<E>(c, app.world().comm(), p));
+    pt.algo = pt.choice.algorithm;
+  }
+  const ring::RankLayout layout = ring::layout_of(p, c.size());
+  const ring::RingSchedule plan = ring::plan_ring(pt.algo, p, layout);
+  const Inputs<E> in = make_inputs<E>(p, layout, c.rank(), app.common().seed);
+  Measured m = measure(app, c, p, layout, plan, in);
+  if (app.common().check) pt.error = check<E>(app, c, p, layout, m.last);
+  pt.times = m.total;
+  pt.attention_s = m.attention_s;
+  pt.merge_s = m.merge_s;
+  pt.comm_wait_s = m.comm_wait_s;
+  pt.all2all_s = m.all2all_s;
+  if (app.world().is_root()) {
+    pt.latency_s = summarize(m.total.max_over_ranks());
+    const double flops = kernels::attention_forward_flops(single_rank_args(p));
+    pt.tflops_per_rank = flops / c.size() / pt.latency_s.median / 1e12;
+  }
+  return pt;
+}
+
+}  // namespace
+
+void run_measure(App& app, const Options& o) {
+  World& world = app.world();
+  if (app.common().device != Device::cpu)
+    throw UsageError("ring_attention measures on the CPU kernels for now (--device cpu)");
+  auto c = comm::make_communicator(app.common().device, world.comm());
+  kernels::set_threads(o.threads > 0 ? o.threads : kernels::default_threads(world.local_size()));
+  std::vector<ring::RingProblem> problems;
+  for (uint64_t T : o.tokens) {
+    problems.push_back(problem_for(o, static_cast<int64_t>(T)));
+    ring::validate(problems.back(), world.size());
+  }
+  app.open_results(c->backend());
+  world.printf(
+      "# ring_attention: measure, %d ranks, %d threads each, H %d, H_kv %d, D %d, %s, %s "
+      "sharding, %d document(s)\n",
+      world.size(), kernels::threads(), o.heads, o.kv_heads, o.head_dim, o.dtype.c_str(),
+      o.sharding.c_str(), o.documents);
+  const Table table = make_table(world, false);
+  table.print_header();
+  double worst = 0;
+  for (const auto& p : problems)
+    for (AlgoRequest request : algo_requests(o)) {
+      const PointResult pt = o.dtype == "bf16" ? run_point<bf16>(app, *c, request, p)
+                                               : run_point<float>(app, *c, request, p);
+      worst = std::max(worst, pt.error);
+      if (!world.is_root()) continue;
+      record(app, o, pt);
+      print_row(table, pt, false);
+      if (pt.chosen)
+        world.printf("#   auto chose %s: %s\n", ring::algorithm_name(pt.algo).data(),
+                     pt.choice.reason.c_str());
+    }
+  app.finish();
+  if (app.common().check) {
+    // FP32: rounding only; BF16: the kernel rounds P per key block, and the
+    // blocks differ between the split and the whole sequence.
+    const double tolerance = o.dtype == "bf16" ? 1.0 / 128 : 1e-5;
+    world.printf("# check: largest relative error %.2e (tolerance %.0e): %s\n", worst, tolerance,
+                 worst <= tolerance ? "passed" : "FAILED");
+    if (worst > tolerance) throw CheckFailed("ring attention differs from single-rank attention");
+  }
+}
+
+}  // namespace paralab::ring_attention

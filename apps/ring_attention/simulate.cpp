@@ -1,0 +1,168 @@
+// Simulate mode: the same schedules played on lib/sim with a hardware
+// profile's cost models, at context-parallel sizes this machine cannot run;
+// with --model, the whole prefill of a transformer (attention and linear
+// layers of every layer, TP inside a node, CP across nodes). Rank 0 computes;
+// nothing is measured.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "options.hpp"
+#include "ring/schedule.hpp"
+#include "ring/simulate.hpp"
+#include "sim/hardware.hpp"
+#include "sim/transformer.hpp"
+
+namespace paralab::ring_attention {
+namespace {
+
+struct SimSetup {
+  sim::HardwareProfile hardware;
+  bool whole_model = false;
+  sim::TransformerShape model;
+  int tp = 1;
+  sim::Precision precision = sim::Precision::fp32;
+  int element_bytes = 4;
+};
+
+SimSetup setup_from(const Options& o) {
+  SimSetup s;
+  s.hardware = sim::resolve_profile(o.profile);
+  s.whole_model = o.model != "none";
+  s.tp = o.tp > 0 ? o.tp : (s.whole_model ? 8 : 1);
+  s.precision = o.dtype == "bf16" ? sim::Precision::bf16 : sim::Precision::fp32;
+  s.element_bytes = o.dtype == "bf16" ? 2 : 4;
+  if (s.whole_model) s.model = sim::find_transformer(o.model);
+  return s;
+}
+
+// The attention one GPU runs: the problem's heads split over the TP group.
+ring::RingProblem per_gpu_problem(const Options& o, const SimSetup& s, int64_t T) {
+  ring::RingProblem p = problem_for(o, T);
+  if (s.whole_model) {
+    p.H = sim::heads_per_tp_rank(s.model, s.tp);
+    p.H_kv = sim::kv_heads_per_tp_rank(s.model, s.tp);
+    p.D = s.model.head_dim;
+  } else if (p.H % s.tp != 0 || (p.H_kv % s.tp != 0 && s.tp % p.H_kv != 0)) {
+    throw UsageError("--tp " + std::to_string(s.tp) + " does not split " + std::to_string(p.H) +
+                     " query and " + std::to_string(p.H_kv) + " KV heads");
+  } else {
+    p.H /= s.tp;
+    p.H_kv = p.H_kv >= s.tp ? p.H_kv / s.tp : 1;
+  }
+  return p;
+}
+
+ring::SimulationSetup ring_setup(const SimSetup& s) {
+  return {s.hardware, s.precision, s.element_bytes, s.tp};
+}
+
+ring::AlgorithmChoice choose(const SimSetup& s, const ring::RingProblem& p, int N) {
+  const sim::ComputeModel model = sim::compute_model(s.hardware, s.precision);
+  const sim::LinkModel& link = s.hardware.link_between(0, (N - 1) * s.tp);
+  return ring::choose_algorithm({N, double(p.T), double(p.P), p.H, p.H_kv, p.D,
+                                 double(s.element_bytes), model.attention_flops_per_s,
+                                 N > 1 ? link.bandwidth_bytes_per_s() : 1e30});
+}
+
+// One layer's attention, simulated; breakdown averaged over ranks.
+PointResult simulate_attention(const SimSetup& s, ring::Algorithm algo, const ring::RingProblem& p,
+                               int N) {
+  const ring::RankLayout layout = ring::layout_of(p, N);
+  const ring::RingSchedule plan = ring::plan_ring(algo, p, layout);
+  const ring::SimulatedRing sim = ring::simulate_ring(plan, ring_setup(s));
+  PointResult pt;
+  pt.algo = algo;
+  pt.problem = p;
+  pt.ranks = N;
+  const double t = sim.latency_s;
+  pt.latency_s = {1, t, t, t, t, t};
+  for (const auto& r : sim.ranks) {
+    pt.attention_s += r.attention_s / N;
+    pt.merge_s += r.merge_s / N;
+    pt.comm_wait_s += r.comm_wait_s / N;
+    pt.all2all_s += r.all2all_s / N;
+  }
+  double flops = 0;
+  for (int r = 0; r < N; ++r) flops += plan.flops(r);
+  pt.tflops_per_rank = flops / N / sim.latency_s / 1e12;
+  return pt;
+}
+
+// The whole prefill: every layer is the simulated attention plus the linear
+// layers on this CP rank's new tokens (and their TP all-reduces).
+void add_whole_model(const SimSetup& s, PointResult& pt) {
+  const auto& m = s.model;
+  const double tokens = std::ceil(double(pt.problem.T) / pt.ranks);
+  const sim::LinearCost linear =
+      sim::linear_layer_cost(m, tokens, s.tp, s.hardware, s.precision, s.element_bytes);
+  pt.whole_model = true;
+  pt.model_attention_s = m.layers * pt.latency_s.median;
+  pt.model_linear_s = m.layers * linear.gemm_s;
+  pt.model_tp_comm_s = m.layers * linear.tp_allreduce_s;
+  pt.ttft_s = pt.model_attention_s + pt.model_linear_s + pt.model_tp_comm_s;
+  const double attention_flops = pt.tflops_per_rank * 1e12 * pt.latency_s.median * pt.ranks * s.tp;
+  const double total_flops =
+      m.layers * (attention_flops + sim::linear_flops_per_layer(m, double(pt.problem.T), 1));
+  const double peak =
+      s.precision == sim::Precision::bf16 ? s.hardware.bf16_peak_flops : s.hardware.fp32_peak_flops;
+  pt.flops_utilization = total_flops / (pt.ttft_s * pt.ranks * s.tp * peak);
+}
+
+PointResult simulate_point(const Options& o, const SimSetup& s, AlgoRequest request, int64_t T,
+                           int N) {
+  const ring::RingProblem p = per_gpu_problem(o, s, T);
+  ring::validate(p, N);
+  ring::Algorithm algo = algorithm_of(request);
+  ring::AlgorithmChoice choice;
+  if (request == AlgoRequest::automatic) {
+    choice = choose(s, p, N);
+    algo = choice.algorithm;
+  }
+  PointResult pt = simulate_attention(s, algo, p, N);
+  pt.chosen = request == AlgoRequest::automatic;
+  pt.choice = choice;
+  PointResult one = N == 1 ? pt : simulate_attention(s, algo, p, 1);
+  if (s.whole_model) {
+    add_whole_model(s, pt);
+    if (N > 1) add_whole_model(s, one);
+    pt.parallel_efficiency = (N == 1 ? pt.ttft_s : one.ttft_s) / (N * pt.ttft_s);
+  } else {
+    pt.parallel_efficiency = one.latency_s.median / (N * pt.latency_s.median);
+  }
+  return pt;
+}
+
+}  // namespace
+
+void run_simulate(App& app, const Options& o) {
+  World& world = app.world();
+  const SimSetup s = setup_from(o);
+  std::vector<int> ranks = o.sim_ranks.empty() ? std::vector<int>{world.size()} : o.sim_ranks;
+  if (decoding(o)) throw UsageError("simulate mode does not model decode yet");
+  for (uint64_t T : o.tokens)
+    for (int N : ranks) ring::validate(per_gpu_problem(o, s, static_cast<int64_t>(T)), N);
+  app.open_results("sim");
+  world.printf("# ring_attention: simulate on %s, %s%s, TP %d, %s\n", s.hardware.name.c_str(),
+               s.whole_model ? "whole prefill of " : "attention of one layer",
+               s.whole_model ? s.model.name.c_str() : "", s.tp, o.dtype.c_str());
+  const Table table = make_table(world, true);
+  table.print_header();
+  if (world.is_root()) {
+    for (uint64_t T : o.tokens)
+      for (int N : ranks)
+        for (AlgoRequest request : algo_requests(o)) {
+          const PointResult pt = simulate_point(o, s, request, static_cast<int64_t>(T), N);
+          record(app, o, pt);
+          print_row(table, pt, true);
+          if (pt.chosen)
+            world.printf("#   auto chose %s: %s\n", ring::algorithm_name(pt.algo).data(),
+                         pt.choice.reason.c_str());
+        }
+  }
+  app.finish();
+}
+
+}  // namespace paralab::ring_attention

@@ -1,0 +1,60 @@
+// transformer.hpp: the shape of a decoder-only transformer and the cost of
+// its linear layers under tensor parallelism, for whole-model simulations
+// (ring_attention's Llama3-405B prefill; later the 4D-parallel trainer).
+//
+// A layer is attention (QKV projection, attention, output projection) and a
+// SwiGLU MLP (gate and up projections, down projection). With TP over t GPUs
+// (Megatron style) every GPU holds 1/t of the heads and of the FFN columns;
+// the layer ends each of its two blocks with an all-reduce of the [tokens,
+// d_model] activations over the TP group.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sim/compute.hpp"
+#include "sim/hardware.hpp"
+
+namespace paralab::sim {
+
+struct TransformerShape {
+  std::string name;
+  int layers = 1;
+  int64_t d_model = 0;
+  int64_t ffn = 0;  // hidden size of the SwiGLU MLP
+  int heads = 1;
+  int kv_heads = 1;
+  int head_dim = 1;
+};
+
+// Llama 3.1 405B: 126 layers, d_model 16384, FFN 53248, 128 query heads,
+// 8 KV heads, head dimension 128.
+TransformerShape llama3_405b();
+// Known shapes by name ("llama3-405b"); UsageError naming them otherwise.
+TransformerShape find_transformer(std::string_view name);
+std::vector<std::string> transformer_names();
+
+// Forward FLOPs of one layer's linear layers for `tokens` tokens on one of
+// `tp` TP ranks (2 FLOPs per multiply-add).
+double linear_flops_per_layer(const TransformerShape& shape, double tokens, int tp);
+
+// Query / KV heads one TP rank holds (KV heads are replicated when there are
+// fewer than TP ranks). UsageError when heads do not split over tp.
+int heads_per_tp_rank(const TransformerShape& shape, int tp);
+int kv_heads_per_tp_rank(const TransformerShape& shape, int tp);
+
+// The time of one layer's linear part for `tokens` tokens per TP group: the
+// four GEMMs (QKV, output, gate+up, down) and the two TP all-reduces of
+// tokens x d_model activations of `element_bytes` over the intra-node link.
+struct LinearCost {
+  double gemm_s = 0;
+  double tp_allreduce_s = 0;
+  double total_s() const { return gemm_s + tp_allreduce_s; }
+};
+LinearCost linear_layer_cost(const TransformerShape& shape, double tokens, int tp,
+                             const HardwareProfile& hardware, Precision precision,
+                             int element_bytes);
+
+}  // namespace paralab::sim
