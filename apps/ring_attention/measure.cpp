@@ -10,6 +10,7 @@
 #include "kernels/bf16.hpp"
 #include "kernels/threads.hpp"
 #include "options.hpp"
+#include "ring/decode.hpp"
 #include "ring/schedule.hpp"
 
 namespace paralab::ring_attention {
@@ -111,7 +112,7 @@ ring::ChoiceInputs measure_rates(comm::Communicator& c, MPI_Comm world,
 
 struct Measured {
   TimeMatrix total;
-  double attention_s = 0, merge_s = 0, comm_wait_s = 0, all2all_s = 0;
+  double attention_s = 0, merge_s = 0, comm_wait_s = 0, all2all_s = 0, setup_s = 0;
   ring::RingOutput last;  // kept for --check
 };
 
@@ -123,7 +124,7 @@ Measured measure(App& app, comm::Communicator& c, const ring::RingProblem& p,
   for (int i = 0; i < common.warmup; ++i) ring::run_ring(c, p, layout, plan, in.view());
   Measured m;
   std::vector<double> totals;
-  double attention = 0, merge = 0, wait = 0, all2all = 0;
+  double attention = 0, merge = 0, wait = 0, all2all = 0, setup = 0;
   for (int i = 0; i < common.iters; ++i) {
     c.barrier();
     m.last = ring::run_ring(c, p, layout, plan, in.view());
@@ -133,6 +134,7 @@ Measured measure(App& app, comm::Communicator& c, const ring::RingProblem& p,
     merge += steps.merge + m.last.timing.final_merge;
     wait += steps.comm_wait;
     all2all += m.last.timing.all2all;
+    setup += m.last.timing.setup;
   }
   MPI_Comm world = app.world().comm();
   m.total = gather_samples(world, totals);
@@ -140,6 +142,7 @@ Measured measure(App& app, comm::Communicator& c, const ring::RingProblem& p,
   m.merge_s = mean_over_ranks(world, merge / common.iters);
   m.comm_wait_s = mean_over_ranks(world, wait / common.iters);
   m.all2all_s = mean_over_ranks(world, all2all / common.iters);
+  m.setup_s = mean_over_ranks(world, setup / common.iters);
   return m;
 }
 
@@ -217,10 +220,94 @@ PointResult run_point(App& app, comm::Communicator& c, AlgoRequest request,
   pt.merge_s = m.merge_s;
   pt.comm_wait_s = m.comm_wait_s;
   pt.all2all_s = m.all2all_s;
+  pt.setup_s = m.setup_s;
   if (app.world().is_root()) {
     pt.latency_s = summarize(m.total.max_over_ranks());
     const double flops = kernels::attention_forward_flops(single_rank_args(p));
     pt.tflops_per_rank = flops / c.size() / pt.latency_s.median / 1e12;
+  }
+  return pt;
+}
+
+// Decode: every step is its own ring problem (decode.hpp); each step of each
+// iteration is one latency sample. Inputs are remade per step, untimed.
+template <class E>
+double check_decode(const ring::RingProblem& p, const ring::DecodeBatch& d, int step,
+                    const ring::Shard& my_queries, const ring::RingOutput& out, uint64_t seed) {
+  const size_t q_row = size_t(p.H) * p.D, kv_row = size_t(p.H_kv) * p.D;
+  double error = 0;
+  size_t row = 0;
+  for (const ring::Piece& query : my_queries) {
+    const int64_t first = query.start - d.context - step;  // the request's position 0
+    const ring::Shard keys = {{first, query.start - first + 1}};
+    const auto q = make_rows<E>({query}, q_row, seed, 0);
+    const auto k = make_rows<E>(keys, kv_row, seed, 1);
+    const auto v = make_rows<E>(keys, kv_row, seed, 2);
+    kernels::AttentionArgs args;
+    args.shape = {1, int(keys[0].length), p.H, p.H_kv, p.D};
+    args.mask = {true, query.start, first, {}};
+    std::vector<float> o(q_row), lse(p.H);
+    kernels::cpu::attention_forward(args, q.data(), k.data(), v.data(), o.data(), lse.data());
+    double v_scale = 0;
+    for (E x : v) v_scale = std::max(v_scale, std::fabs(double(as_float(x))));
+    const std::vector<float> got_o(out.o.begin() + row * q_row, out.o.begin() + (row + 1) * q_row);
+    const std::vector<float> got_lse(out.lse.begin() + row * p.H,
+                                     out.lse.begin() + (row + 1) * p.H);
+    error = std::max({error, relative_error(got_o, o, v_scale), relative_error(got_lse, lse)});
+    ++row;
+  }
+  return error;
+}
+
+template <class E>
+PointResult run_decode_point(App& app, comm::Communicator& c, AlgoRequest request,
+                             const ring::RingProblem& p, const ring::DecodeBatch& d) {
+  const auto& common = app.common();
+  PointResult pt;
+  pt.problem = p;
+  pt.ranks = c.size();
+  pt.algo = algorithm_of(request);
+  if (request == AlgoRequest::automatic) {
+    pt.chosen = true;
+    pt.choice = ring::choose_algorithm(measure_rates<E>(c, app.world().comm(), p));
+    pt.algo = pt.choice.algorithm;
+  }
+  std::vector<double> totals;
+  double attention = 0, merge = 0, wait = 0, all2all = 0, setup = 0, flops = 0, error = 0;
+  for (int i = -common.warmup; i < common.iters; ++i)
+    for (int s = 0; s < d.steps; ++s) {
+      const ring::RankLayout layout = ring::decode_layout(d, s, c.size());
+      const ring::RingSchedule plan = ring::plan_ring(pt.algo, p, layout);
+      const Inputs<E> in = make_inputs<E>(p, layout, c.rank(), common.seed);
+      c.barrier();
+      const ring::RingOutput out = ring::run_ring(c, p, layout, plan, in.view());
+      if (i < 0) continue;  // warm-up
+      const ring::StepTiming steps = out.timing.summed();
+      totals.push_back(out.timing.total);
+      attention += steps.attention;
+      merge += steps.merge + out.timing.final_merge;
+      wait += steps.comm_wait;
+      all2all += out.timing.all2all;
+      setup += out.timing.setup;
+      if (i == 0)
+        for (int r = 0; r < c.size(); ++r) flops += plan.flops(r);
+      if (i == 0 && common.check)
+        error =
+            std::max(error, check_decode<E>(p, d, s, layout.queries[c.rank()], out, common.seed));
+    }
+  MPI_Comm world = app.world().comm();
+  const double samples = double(common.iters) * d.steps;
+  pt.times = gather_samples(world, totals);
+  pt.attention_s = mean_over_ranks(world, attention / samples);
+  pt.merge_s = mean_over_ranks(world, merge / samples);
+  pt.comm_wait_s = mean_over_ranks(world, wait / samples);
+  pt.all2all_s = mean_over_ranks(world, all2all / samples);
+  pt.setup_s = mean_over_ranks(world, setup / samples);
+  MPI_Allreduce(MPI_IN_PLACE, &error, 1, MPI_DOUBLE, MPI_MAX, world);
+  if (common.check) pt.error = error;
+  if (app.world().is_root()) {
+    pt.latency_s = summarize(pt.times.max_over_ranks());
+    pt.tflops_per_rank = flops / d.steps / c.size() / pt.latency_s.median / 1e12;
   }
   return pt;
 }
@@ -233,12 +320,21 @@ void run_measure(App& app, const Options& o) {
     throw UsageError("ring_attention measures on the CPU kernels for now (--device cpu)");
   auto c = comm::make_communicator(app.common().device, world.comm());
   kernels::set_threads(o.threads > 0 ? o.threads : kernels::default_threads(world.local_size()));
+  const ring::DecodeBatch batch{o.batch, static_cast<int64_t>(o.cached), o.decode_steps};
   std::vector<ring::RingProblem> problems;
-  for (uint64_t T : o.tokens) {
-    problems.push_back(problem_for(o, static_cast<int64_t>(T)));
-    ring::validate(problems.back(), world.size());
+  if (decoding(o)) {
+    problems.push_back(ring::decode_problem(problem_for(o, 0), batch));
+    ring::validate_decode(problems.back(), batch, world.size());
+  } else {
+    for (uint64_t T : o.tokens) {
+      problems.push_back(problem_for(o, static_cast<int64_t>(T)));
+      ring::validate(problems.back(), world.size());
+    }
   }
   app.open_results(c->backend());
+  if (decoding(o))
+    world.printf("# decode: batch %d, context %lld, %d steps; each row is one step\n", o.batch,
+                 (long long)o.cached, o.decode_steps);
   world.printf(
       "# ring_attention: measure, %d ranks, %d threads each, H %d, H_kv %d, D %d, %s, %s "
       "sharding, %d document(s)\n",
@@ -249,8 +345,12 @@ void run_measure(App& app, const Options& o) {
   double worst = 0;
   for (const auto& p : problems)
     for (AlgoRequest request : algo_requests(o)) {
-      const PointResult pt = o.dtype == "bf16" ? run_point<bf16>(app, *c, request, p)
-                                               : run_point<float>(app, *c, request, p);
+      const bool bf = o.dtype == "bf16";
+      const PointResult pt =
+          decoding(o)
+              ? (bf ? run_decode_point<bf16>(app, *c, request, p, batch)
+                    : run_decode_point<float>(app, *c, request, p, batch))
+              : (bf ? run_point<bf16>(app, *c, request, p) : run_point<float>(app, *c, request, p));
       worst = std::max(worst, pt.error);
       if (!world.is_root()) continue;
       record(app, o, pt);

@@ -108,10 +108,10 @@ ring::RingProblem problem_for(const Options& o, int64_t T) {
 }
 
 Table make_table(const World& world, bool simulate) {
-  std::vector<Column> columns = {{"algo", "", 10},    {"T", "", 8},           {"P", "", 8},
-                                 {"ranks", "", 5},    {"time", "(ms)", 10},   {"min", "(ms)", 10},
-                                 {"attn", "(ms)", 9}, {"merge", "(ms)", 8},   {"wait", "(ms)", 8},
-                                 {"a2a", "(ms)", 8},  {"TFLOP/s", "/rank", 8}};
+  std::vector<Column> columns = {
+      {"algo", "", 10},     {"T", "", 8},        {"P", "", 8},         {"ranks", "", 5},
+      {"time", "(ms)", 10}, {"min", "(ms)", 10}, {"attn", "(ms)", 9},  {"merge", "(ms)", 8},
+      {"wait", "(ms)", 8},  {"a2a", "(ms)", 8},  {"setup", "(ms)", 8}, {"TFLOP/s", "/rank", 8}};
   if (simulate) {
     columns.push_back({"TTFT", "(s)", 8});
     columns.push_back({"eff", "(%)", 6});
@@ -133,6 +133,7 @@ void print_row(const Table& table, const PointResult& pt, bool simulate) {
       cell("%.2f", pt.merge_s * 1e3),
       cell("%.2f", pt.comm_wait_s * 1e3),
       cell("%.2f", pt.all2all_s * 1e3),
+      cell("%.2f", pt.setup_s * 1e3),
       cell("%.3f", pt.tflops_per_rank)};
   if (simulate) {
     cells.push_back(pt.whole_model ? cell("%.2f", pt.ttft_s) : "N/A");
@@ -146,9 +147,9 @@ void print_row(const Table& table, const PointResult& pt, bool simulate) {
 void record(App& app, const Options& o, const PointResult& pt) {
   results::Group g = app.add_point();
   const auto& p = pt.problem;
-  std::vector<std::string> metrics = {"time_ms_median", "time_ms_min",    "time_ms_max",
-                                      "attention_ms",   "merge_ms",       "comm_wait_ms",
-                                      "all2all_ms",     "tflops_per_rank"};
+  std::vector<std::string> metrics = {"time_ms_median", "time_ms_min", "time_ms_max",
+                                      "attention_ms",   "merge_ms",    "comm_wait_ms",
+                                      "all2all_ms",     "setup_ms",    "tflops_per_rank"};
   g.attr("algo", std::string(ring::algorithm_name(pt.algo)));
   g.attr("algo_requested", std::string(pt.chosen ? "auto" : ring::algorithm_name(pt.algo)));
   g.attr("T", p.T);
@@ -180,6 +181,7 @@ void record(App& app, const Options& o, const PointResult& pt) {
   g.attr("merge_ms", pt.merge_s * 1e3);
   g.attr("comm_wait_ms", pt.comm_wait_s * 1e3);
   g.attr("all2all_ms", pt.all2all_s * 1e3);
+  g.attr("setup_ms", pt.setup_s * 1e3);
   g.attr("tflops_per_rank", pt.tflops_per_rank);
   if (pt.error >= 0) {
     g.attr("error", pt.error);

@@ -54,6 +54,7 @@ struct PointResult {
   int ranks = 1;
   Summary latency_s;  // per request (prefill) or per decode step
   double attention_s = 0, merge_s = 0, comm_wait_s = 0, all2all_s = 0;  // mean per rank
+  double setup_s = 0;  // measure mode: allocating and packing message buffers
   double tflops_per_rank = 0;
   double error = -1;  // -1: not checked
   TimeMatrix times;   // measure mode: [iteration][rank]

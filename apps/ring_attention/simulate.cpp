@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "options.hpp"
+#include "ring/decode.hpp"
 #include "ring/schedule.hpp"
 #include "ring/simulate.hpp"
 #include "sim/hardware.hpp"
@@ -25,6 +26,8 @@ struct SimSetup {
   int tp = 1;
   sim::Precision precision = sim::Precision::fp32;
   int element_bytes = 4;
+  bool decoding = false;
+  ring::DecodeBatch decode;
 };
 
 SimSetup setup_from(const Options& o) {
@@ -35,6 +38,8 @@ SimSetup setup_from(const Options& o) {
   s.precision = o.dtype == "bf16" ? sim::Precision::bf16 : sim::Precision::fp32;
   s.element_bytes = o.dtype == "bf16" ? 2 : 4;
   if (s.whole_model) s.model = sim::find_transformer(o.model);
+  s.decoding = decoding(o);
+  s.decode = {o.batch, static_cast<int64_t>(o.cached), o.decode_steps};
   return s;
 }
 
@@ -52,7 +57,14 @@ ring::RingProblem per_gpu_problem(const Options& o, const SimSetup& s, int64_t T
     p.H /= s.tp;
     p.H_kv = p.H_kv >= s.tp ? p.H_kv / s.tp : 1;
   }
-  return p;
+  return s.decoding ? ring::decode_problem(p, s.decode) : p;
+}
+
+void validate(const SimSetup& s, const ring::RingProblem& p, int N) {
+  if (s.decoding)
+    ring::validate_decode(p, s.decode, N);
+  else
+    ring::validate(p, N);
 }
 
 ring::SimulationSetup ring_setup(const SimSetup& s) {
@@ -114,7 +126,7 @@ void add_whole_model(const SimSetup& s, PointResult& pt) {
 PointResult simulate_point(const Options& o, const SimSetup& s, AlgoRequest request, int64_t T,
                            int N) {
   const ring::RingProblem p = per_gpu_problem(o, s, T);
-  ring::validate(p, N);
+  validate(s, p, N);
   ring::Algorithm algo = algorithm_of(request);
   ring::AlgorithmChoice choice;
   if (request == AlgoRequest::automatic) {
@@ -141,9 +153,9 @@ void run_simulate(App& app, const Options& o) {
   World& world = app.world();
   const SimSetup s = setup_from(o);
   std::vector<int> ranks = o.sim_ranks.empty() ? std::vector<int>{world.size()} : o.sim_ranks;
-  if (decoding(o)) throw UsageError("simulate mode does not model decode yet");
-  for (uint64_t T : o.tokens)
-    for (int N : ranks) ring::validate(per_gpu_problem(o, s, static_cast<int64_t>(T)), N);
+  const std::vector<uint64_t> tokens = decoding(o) ? std::vector<uint64_t>{0} : o.tokens;
+  for (uint64_t T : tokens)
+    for (int N : ranks) validate(s, per_gpu_problem(o, s, static_cast<int64_t>(T)), N);
   app.open_results("sim");
   world.printf("# ring_attention: simulate on %s, %s%s, TP %d, %s\n", s.hardware.name.c_str(),
                s.whole_model ? "whole prefill of " : "attention of one layer",
@@ -151,7 +163,7 @@ void run_simulate(App& app, const Options& o) {
   const Table table = make_table(world, true);
   table.print_header();
   if (world.is_root()) {
-    for (uint64_t T : o.tokens)
+    for (uint64_t T : tokens)
       for (int N : ranks)
         for (AlgoRequest request : algo_requests(o)) {
           const PointResult pt = simulate_point(o, s, request, static_cast<int64_t>(T), N);

@@ -215,7 +215,9 @@ RingOutput run_pass_kv(comm::Communicator& comm, const RingProblem& p, const Ran
   Scratch scratch;
 
   // Double buffering: `held` is attended while `arriving` receives the next block.
+  Stopwatch setup;
   KvBlock<E> held(plan.block_elements, in), arriving(plan.block_elements);
+  out.timing.setup = setup.seconds();
   rotate_ring(
       comm, dtype_of<E>(), held, arriving,
       [&](int step, const KvBlock<E>& block, StepTiming& timing) {
@@ -241,9 +243,12 @@ RingOutput run_pass_q(comm::Communicator& comm, const RingProblem& p, const Rank
 
   // 1. Visiting query shards travel the ring (double-buffered, padded); each
   //    one's partial result against the local K/V goes to its owner's slot.
+  Stopwatch setup;
   std::vector<E> held(plan.block_elements, E{}), arriving(held.size(), E{});
   std::copy(in.q.begin(), in.q.end(), held.begin());
   PartialSlots partials(p, plan.all2all_slot_floats, ranks);
+  PartialSlots mine(p, plan.all2all_slot_floats, ranks);
+  out.timing.setup = setup.seconds();
   rotate_ring(
       comm, dtype_of<E>(), held, arriving,
       [&](int step, const std::vector<E>& block, StepTiming& timing) {
@@ -259,7 +264,6 @@ RingOutput run_pass_q(comm::Communicator& comm, const RingProblem& p, const Rank
 
   // 2. One all-to-all returns every partial to its owner: slot r of the
   //    result holds rank r's partial for this rank's queries.
-  PartialSlots mine(p, plan.all2all_slot_floats, ranks);
   Stopwatch watch;
   comm.alltoall(partials.data.data(), mine.data.data(), partials.slot, DType::f32);
   out.timing.all2all = watch.seconds();
@@ -288,8 +292,10 @@ RingOutput run_all_gather(comm::Communicator& comm, const RingProblem& p, const 
   StepTiming timing;
 
   // 1. Every rank's padded K/V block, gathered on every rank.
+  Stopwatch setup;
   KvBlock<E> mine(plan.block_elements, in);
   std::vector<E> gathered(mine.size() * ranks);
+  out.timing.setup = setup.seconds();
   Stopwatch watch;
   comm.allgather(mine.data(), gathered.data(), mine.size(), dtype_of<E>());
   timing.comm_wait = watch.seconds();

@@ -79,6 +79,7 @@ struct RingTiming {
   std::vector<StepTiming> steps;  // one per ring step (all_gather: one step)
   double all2all = 0;             // pass_q: returning the partial outputs
   double final_merge = 0;         // pass_q: merging the N partials of each query
+  double setup = 0;               // allocating and packing the message buffers
   double total = 0;               // the whole call, wall clock
   StepTiming summed() const;      // the steps added up
 };
