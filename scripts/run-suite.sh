@@ -30,15 +30,31 @@ run_kernels_bench() {
     --benchmark_out="$out/kernels_bench.json" --benchmark_out_format=json
 }
 
-# Ring attention: every algorithm at 8k tokens, full and persistent-KV
-# prefill, checked against single-rank attention.
+# Ring attention: every algorithm (and the automatic choice) at 4k and 8k
+# tokens on one rank and on all, one thread each, checked against
+# single-rank attention; persistent-KV prefill; decode; the same prefill
+# simulated on this machine's calibrated profile (one plot: measured solid,
+# simulated dashed); and the Llama3-405B prefill on the paper's H100 clusters.
 run_ring_attention() {
-  paralab_mpirun -np "$PARALAB_RANKS" "$bin/ring_attention" --algo all -T 4k,8k -n 5 -w 1 \
-    --check -o "$out/ring_attention.h5"
-  paralab_mpirun -np "$PARALAB_RANKS" "$bin/ring_attention" --algo all -T 1k -P 7k -n 5 -w 1 \
-    --check -o "$out/ring_attention_persistent.h5"
-  "$PARALAB_PYTHON" "$here/plot.py" "$out/ring_attention.h5" --x T --y tflops_per_rank \
-    --series algo -o "$out/ring_attention_tflops.png"
+  local ra=("$bin/ring_attention" --threads 1 -n 3 -w 1)
+  for ranks in 1 "$PARALAB_RANKS"; do
+    paralab_mpirun -np "$ranks" "${ra[@]}" --algo all,auto -T 4k,8k --check \
+      -o "$out/ring_attention_np$ranks.h5"
+  done
+  paralab_mpirun -np "$PARALAB_RANKS" "${ra[@]}" --algo all,auto -T 1k -P 7k --check \
+    -o "$out/ring_attention_persistent.h5"
+  paralab_mpirun -np "$PARALAB_RANKS" "${ra[@]}" --algo pass-q,pass-kv --decode-steps 4 \
+    --batch 4 -P 8k --check -o "$out/ring_attention_decode.h5"
+  "$here/calibrate-cpu-profile.sh" "$out/cpu-local.json" "$bin"
+  "$bin/ring_attention" --mode simulate --profile "$out/cpu-local.json" --algo all -T 4k,8k \
+    --sim-ranks 1,2,4,8 -o "$out/ring_attention_sim.h5"
+  "$bin/ring_attention" --mode simulate --profile h100-gtt --model llama3-405b -d bf16 \
+    --algo pass-kv,auto -T 128k,1000000 --sim-ranks 1,2,4,8,16 -o "$out/ring_attention_llama.h5"
+  "$PARALAB_PYTHON" "$here/plot.py" "$out"/ring_attention_np*.h5 "$out/ring_attention_sim.h5" \
+    --x ranks --y time_ms_median --series algo_requested --where T=8192 \
+    --where algo_requested=pass_kv,pass_q,all_gather --logy -o "$out/ring_attention_scaling.png"
+  "$PARALAB_PYTHON" "$here/plot.py" "$out/ring_attention_llama.h5" --x ranks --y ttft_s \
+    --series T --where algo_requested=pass_kv --logx --logy -o "$out/ring_attention_llama_ttft.png"
 }
 
 run_comm_bench

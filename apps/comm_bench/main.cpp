@@ -16,6 +16,7 @@
 #include "harness/app.hpp"
 #include "harness/limits.hpp"
 #include "harness/table.hpp"
+#include "sim/calibrate.hpp"
 
 namespace paralab::comm_bench {
 namespace {
@@ -188,6 +189,30 @@ struct Bench {
   double copy_GBps;  // the measured limit busbw is compared with; 0 when none
 };
 
+// The alpha-beta line of one link step through this op's points (lib/sim's
+// calibration; docs/sim.md), printed and kept in /fit_<op> for simulate-mode
+// profiles. Ops the model does not cover, or too few points, get no fit.
+void record_fit(App& app, const Collective& op, const std::vector<sim::CommSample>& samples) {
+  const std::string name(op.name);
+  if (samples.size() < 2 || samples.front().n_ranks < 2) return;
+  sim::AlphaBetaFit fit;
+  try {
+    fit = sim::calibrate_link(samples, {name, {name}});
+  } catch (const std::invalid_argument&) {
+    return;
+  }
+  app.world().printf(
+      "# %s: alpha-beta fit per link step: alpha %.2f us, bandwidth %.3f GB/s (worst point "
+      "%.0f%% off%s)\n",
+      name.c_str(), fit.link.alpha_s * 1e6, fit.link.bandwidth_bytes_per_s() / 1e9,
+      fit.max_relative_error * 100, fit.alpha_clamped ? ", alpha clamped to 0" : "");
+  results::Group g = app.add_group("fit_" + name);
+  g.attr("alpha_s", fit.link.alpha_s);
+  g.attr("beta_s_per_byte", fit.link.beta_s_per_byte);
+  g.attr("max_relative_error", fit.max_relative_error);
+  g.attr("alpha_clamped", fit.alpha_clamped ? 1 : 0);
+}
+
 // Times one point (and checks it under --check); the summary is on rank 0.
 Point measure_point(const Bench& bench, const Collective& op, uint64_t size, const Layout& layout) {
   App& app = bench.app;
@@ -232,6 +257,7 @@ int64_t run_operation(const Bench& bench, const Collective& op,
   int64_t wrong_total = 0;
   double busbw_sum = 0;
   int points = 0;
+  std::vector<sim::CommSample> samples;
   for (uint64_t size : sizes) {
     const Layout layout = op.layout(size, dtype_size(type), c.rank(), c.size());
     if (layout.bytes == 0) {
@@ -246,10 +272,13 @@ int64_t run_operation(const Bench& bench, const Collective& op,
     print_row(table, p, app.common().check);
     busbw_sum += p.busbw_GBps;
     ++points;
+    samples.push_back(
+        {std::string(op.name), p.group_size, double(p.layout.bytes), p.time_s.median});
   }
   if (points > 0)
     world.printf("# %s: average bus bandwidth %.3f GB/s\n", std::string(op.name).c_str(),
                  busbw_sum / points);
+  if (world.is_root()) record_fit(app, op, samples);
   return wrong_total;
 }
 
