@@ -137,38 +137,54 @@ RingOutput empty_output(const RingProblem& p, size_t tokens) {
   return out;
 }
 
-// One rank's K and V in a single message buffer of `elements` (the
-// schedule's padded block size): K then V, each in its half.
+// A message buffer of `count` elements in workspace storage. Padding past
+// the rank's own rows is never read by a kernel call, so it is not cleared.
 template <class E>
-class KvBlock {
- public:
-  explicit KvBlock(size_t elements) : half_(elements / 2), data_(2 * half_, E{}) {}
-  KvBlock(size_t elements, const LocalInputs<E>& in) : KvBlock(elements) {
-    std::copy(in.k.begin(), in.k.end(), data_.begin());
-    std::copy(in.v.begin(), in.v.end(), data_.begin() + half_);
-  }
-  E* data() { return data_.data(); }
-  size_t size() const { return data_.size(); }
-  const E* k() const { return data_.data(); }
-  const E* v() const { return data_.data() + half_; }
-
- private:
-  size_t half_;
-  std::vector<E> data_;
+struct Block {
+  E* ptr = nullptr;
+  size_t count = 0;
+  E* data() { return ptr; }
+  const E* data() const { return ptr; }
+  size_t size() const { return count; }
 };
 
+// One rank's K and V in a single message: K then V, each in its half.
+template <class E>
+struct KvBlock : Block<E> {
+  const E* k() const { return this->ptr; }
+  const E* v() const { return this->ptr + this->count / 2; }
+};
+
+template <class E>
+KvBlock<E> kv_block(RingWorkspace& ws, int slot, size_t elements) {
+  return {{ws.template buffer<E>(slot, elements), elements}};
+}
+
+template <class E>
+void pack_kv(KvBlock<E>& block, const LocalInputs<E>& in) {
+  std::copy(in.k.begin(), in.k.end(), block.ptr);
+  std::copy(in.v.begin(), in.v.end(), block.ptr + block.count / 2);
+}
+
 // pass-Q's partial results, one all-to-all slot of `slot` floats per rank:
-// O [rows, D] then LSE [rows], rows = slot / (D + 1) (the largest shard's).
+// O [rows, D] then LSE [rows], rows = slot / (D + 1) (the largest shard's);
+// reset to "no keys yet" (O = 0, LSE = -inf), which rows no call reaches keep.
 struct PartialSlots {
-  PartialSlots(const RingProblem& p, size_t slot_floats, int ranks)
-      : rows(slot_floats / (p.D + 1)), slot(slot_floats), data(slot * ranks, 0.0f), D(p.D) {
-    for (int r = 0; r < ranks; ++r) std::fill_n(lse(r), rows, kNoKeys);
+  PartialSlots(RingWorkspace& ws, int slot_id, const RingProblem& p, size_t slot_floats, int ranks)
+      : rows(slot_floats / (p.D + 1)),
+        slot(slot_floats),
+        data(ws.buffer<float>(slot_id, slot * ranks)),
+        D(p.D) {
+    for (int r = 0; r < ranks; ++r) {
+      std::fill_n(o(r), rows * D, 0.0f);
+      std::fill_n(lse(r), rows, kNoKeys);
+    }
   }
-  float* o(int r) { return data.data() + r * slot; }
+  float* o(int r) { return data + r * slot; }
   float* lse(int r) { return o(r) + rows * D; }
 
   size_t rows, slot;
-  std::vector<float> data;
+  float* data;
   int D;
 };
 
@@ -208,7 +224,7 @@ void rotate_ring(comm::Communicator& comm, DType type, Block& held, Block& arriv
 
 template <class E>
 RingOutput run_pass_kv(comm::Communicator& comm, const RingProblem& p, const RankLayout& layout,
-                       const RingSchedule& plan, const LocalInputs<E>& in) {
+                       const RingSchedule& plan, const LocalInputs<E>& in, RingWorkspace& ws) {
   Stopwatch total;
   const int me = comm.rank();
   RingOutput out = empty_output(p, shard_tokens(layout.queries[me]));
@@ -216,7 +232,9 @@ RingOutput run_pass_kv(comm::Communicator& comm, const RingProblem& p, const Ran
 
   // Double buffering: `held` is attended while `arriving` receives the next block.
   Stopwatch setup;
-  KvBlock<E> held(plan.block_elements, in), arriving(plan.block_elements);
+  KvBlock<E> held = kv_block<E>(ws, 0, plan.block_elements);
+  KvBlock<E> arriving = kv_block<E>(ws, 1, plan.block_elements);
+  pack_kv(held, in);
   out.timing.setup = setup.seconds();
   rotate_ring(
       comm, dtype_of<E>(), held, arriving,
@@ -235,7 +253,7 @@ RingOutput run_pass_kv(comm::Communicator& comm, const RingProblem& p, const Ran
 
 template <class E>
 RingOutput run_pass_q(comm::Communicator& comm, const RingProblem& p, const RankLayout& layout,
-                      const RingSchedule& plan, const LocalInputs<E>& in) {
+                      const RingSchedule& plan, const LocalInputs<E>& in, RingWorkspace& ws) {
   Stopwatch total;
   const int ranks = comm.size(), me = comm.rank();
   RingOutput out = empty_output(p, shard_tokens(layout.queries[me]));
@@ -244,14 +262,15 @@ RingOutput run_pass_q(comm::Communicator& comm, const RingProblem& p, const Rank
   // 1. Visiting query shards travel the ring (double-buffered, padded); each
   //    one's partial result against the local K/V goes to its owner's slot.
   Stopwatch setup;
-  std::vector<E> held(plan.block_elements, E{}), arriving(held.size(), E{});
-  std::copy(in.q.begin(), in.q.end(), held.begin());
-  PartialSlots partials(p, plan.all2all_slot_floats, ranks);
-  PartialSlots mine(p, plan.all2all_slot_floats, ranks);
+  Block<E> held{ws.template buffer<E>(0, plan.block_elements), plan.block_elements};
+  Block<E> arriving{ws.template buffer<E>(1, plan.block_elements), plan.block_elements};
+  std::copy(in.q.begin(), in.q.end(), held.ptr);
+  PartialSlots partials(ws, 2, p, plan.all2all_slot_floats, ranks);
+  PartialSlots mine(ws, 3, p, plan.all2all_slot_floats, ranks);
   out.timing.setup = setup.seconds();
   rotate_ring(
       comm, dtype_of<E>(), held, arriving,
-      [&](int step, const std::vector<E>& block, StepTiming& timing) {
+      [&](int step, const Block<E>& block, StepTiming& timing) {
         run_calls<E>(
             p, plan.steps[me][step].calls,
             [&](const AttentionCall& call) {
@@ -265,7 +284,7 @@ RingOutput run_pass_q(comm::Communicator& comm, const RingProblem& p, const Rank
   // 2. One all-to-all returns every partial to its owner: slot r of the
   //    result holds rank r's partial for this rank's queries.
   Stopwatch watch;
-  comm.alltoall(partials.data.data(), mine.data.data(), partials.slot, DType::f32);
+  comm.alltoall(partials.data, mine.data, partials.slot, DType::f32);
   out.timing.all2all = watch.seconds();
 
   // 3. Merge the N partials of each query row by their LSE.
@@ -284,7 +303,7 @@ RingOutput run_pass_q(comm::Communicator& comm, const RingProblem& p, const Rank
 
 template <class E>
 RingOutput run_all_gather(comm::Communicator& comm, const RingProblem& p, const RankLayout& layout,
-                          const RingSchedule& plan, const LocalInputs<E>& in) {
+                          const RingSchedule& plan, const LocalInputs<E>& in, RingWorkspace& ws) {
   Stopwatch total;
   const int ranks = comm.size(), me = comm.rank();
   RingOutput out = empty_output(p, shard_tokens(layout.queries[me]));
@@ -293,18 +312,19 @@ RingOutput run_all_gather(comm::Communicator& comm, const RingProblem& p, const 
 
   // 1. Every rank's padded K/V block, gathered on every rank.
   Stopwatch setup;
-  KvBlock<E> mine(plan.block_elements, in);
-  std::vector<E> gathered(mine.size() * ranks);
+  KvBlock<E> mine = kv_block<E>(ws, 0, plan.block_elements);
+  pack_kv(mine, in);
+  E* gathered = ws.template buffer<E>(1, mine.size() * ranks);
   out.timing.setup = setup.seconds();
   Stopwatch watch;
-  comm.allgather(mine.data(), gathered.data(), mine.size(), dtype_of<E>());
+  comm.allgather(mine.data(), gathered, mine.size(), dtype_of<E>());
   timing.comm_wait = watch.seconds();
 
   // 2. Local attention against every rank's block.
   run_calls<E>(
       p, plan.steps[me][0].calls,
       [&](const AttentionCall& call) {
-        const E* block = gathered.data() + call.kv_owner * mine.size();
+        const E* block = gathered + call.kv_owner * mine.size();
         return CallBases<E>{in.q.data(), block, block + mine.size() / 2, out.o.data(),
                             out.lse.data()};
       },
@@ -318,7 +338,9 @@ RingOutput run_all_gather(comm::Communicator& comm, const RingProblem& p, const 
 
 template <class E>
 RingOutput run_ring(comm::Communicator& comm, const RingProblem& p, const RankLayout& layout,
-                    const RingSchedule& plan, const LocalInputs<E>& in) {
+                    const RingSchedule& plan, const LocalInputs<E>& in, RingWorkspace* workspace) {
+  RingWorkspace local;
+  RingWorkspace& ws = workspace ? *workspace : local;
   if (plan.ranks != comm.size() || layout.queries.size() != static_cast<size_t>(comm.size()))
     throw std::invalid_argument("ring attention: the schedule was planned for " +
                                 std::to_string(plan.ranks) + " ranks, the communicator has " +
@@ -326,11 +348,11 @@ RingOutput run_ring(comm::Communicator& comm, const RingProblem& p, const RankLa
   check_inputs(p, layout, comm.rank(), in);
   switch (plan.algorithm) {
     case Algorithm::pass_kv:
-      return run_pass_kv(comm, p, layout, plan, in);
+      return run_pass_kv(comm, p, layout, plan, in, ws);
     case Algorithm::pass_q:
-      return run_pass_q(comm, p, layout, plan, in);
+      return run_pass_q(comm, p, layout, plan, in, ws);
     case Algorithm::all_gather:
-      return run_all_gather(comm, p, layout, plan, in);
+      return run_all_gather(comm, p, layout, plan, in, ws);
   }
   throw std::invalid_argument("ring attention: unknown algorithm");
 }
@@ -363,7 +385,7 @@ RingOutput all_gather_kv(comm::Communicator& comm, const RingProblem& p, const L
   template RingOutput ring_attention(Algorithm, comm::Communicator&, const RingProblem&,       \
                                      const LocalInputs<E>&);                                   \
   template RingOutput run_ring(comm::Communicator&, const RingProblem&, const RankLayout&,     \
-                               const RingSchedule&, const LocalInputs<E>&);
+                               const RingSchedule&, const LocalInputs<E>&, RingWorkspace*);
 PARALAB_RING_INSTANTIATE(float)
 PARALAB_RING_INSTANTIATE(bf16)
 #undef PARALAB_RING_INSTANTIATE

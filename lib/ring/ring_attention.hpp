@@ -22,6 +22,7 @@
 // so every ring step and every all-to-all slot moves the same bytes.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -110,11 +111,33 @@ template <class E>
 RingOutput ring_attention(Algorithm algorithm, comm::Communicator& comm, const RingProblem& problem,
                           const LocalInputs<E>& inputs);
 
+// Message buffers kept between calls, as a serving loop keeps them: with a
+// workspace, repeated calls skip allocating (and first touching) the ring
+// and all-to-all buffers. Contents between calls are unspecified.
+class RingWorkspace {
+ public:
+  // `count` elements of T in buffer `slot`, grown when too small.
+  template <class T>
+  T* buffer(size_t slot, size_t count) {
+    if (slots_.size() <= slot) slots_.resize(slot + 1);
+    std::vector<std::max_align_t>& storage = slots_[slot];
+    const size_t words =
+        (count * sizeof(T) + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t);
+    if (storage.size() < words) storage.resize(words);
+    return reinterpret_cast<T*>(storage.data());
+  }
+
+ private:
+  std::vector<std::vector<std::max_align_t>> slots_;
+};
+
 // The same for a schedule planned once (schedule.hpp: plan_ring) over any
 // layout, e.g. decode's; inputs laid out as `layout` says for this rank.
+// `workspace` may be null (buffers allocated for this call only).
 struct RingSchedule;
 template <class E>
 RingOutput run_ring(comm::Communicator& comm, const RingProblem& problem, const RankLayout& layout,
-                    const RingSchedule& schedule, const LocalInputs<E>& inputs);
+                    const RingSchedule& schedule, const LocalInputs<E>& inputs,
+                    RingWorkspace* workspace = nullptr);
 
 }  // namespace paralab::ring
