@@ -6,8 +6,11 @@
 Per file: the run's provenance (app, world size, mode, device, git commit,
 number of points), then for comm_bench one row per operation with the peak bus
 bandwidth and the size where it peaks, and the latency (median time) at the
-smallest size; other apps list their parameters and metric names. Unreadable
-files are reported and make the exit code 1; the others are still summarized.
+smallest size; ring_attention gets one row per point with its latency and
+its parallel efficiency t(1) / (N t(N)) against the one-rank point of the same
+problem in any of the files given (measured and simulated kept apart); other
+apps list their parameters and metric names. Unreadable files are reported
+and make the exit code 1; the others are still summarized.
 """
 import os
 import signal
@@ -54,6 +57,37 @@ def comm_bench_rows(points):
                  "latency (us)", "at size", "check"], rows)
 
 
+RING_KEY = ("algo_requested", "T", "P", "phase", "dtype", "sharding", "heads", "kv_heads",
+            "head_dim", "documents", "model")
+
+
+def ring_key(p):
+    return tuple(p.attrs.get(k) for k in RING_KEY) + (p.file["simulated"],)
+
+
+def ring_latency(p):
+    """The whole prefill's TTFT where the point simulated a model, else the attention's."""
+    return p.attrs["ttft_s"] * 1e3 if "ttft_s" in p.attrs else p.attrs["time_ms_median"]
+
+
+def ring_attention_rows(points, everything):
+    """Latency and parallel efficiency of each point; the one-rank baseline may
+    come from any file given (a scaling study is one file per rank count)."""
+    one_rank = {ring_key(p): ring_latency(p) for p in everything
+                if p.attrs.get("app") == "ring_attention" and p.attrs.get("ranks") == 1}
+    rows = []
+    for p in points:
+        a = p.attrs
+        base = one_rank.get(ring_key(p))
+        eff = f"{100 * base / (a['ranks'] * ring_latency(p)):.1f}" if base else "-"
+        name = a["algo"] + ("*" if a.get("algo_requested") == "auto" else "")
+        rows.append([name, a["T"], a["P"], a["ranks"], f"{a['time_ms_median']:.2f}",
+                     f"{a['ttft_s']:.2f}" if "ttft_s" in a else "-",
+                     f"{a.get('comm_wait_ms', 0):.2f}", f"{a['tflops_per_rank']:.3f}", eff])
+    print_table(["algo", "T", "P", "ranks", "attention (ms)", "TTFT (s)", "wait (ms)",
+                 "TFLOP/s/rank", "efficiency (%)"], rows)
+
+
 def generic_summary(points):
     params = list(dict.fromkeys(k for p in points for k in p.params))
     metrics = list(dict.fromkeys(k for p in points for k in p.metrics))
@@ -63,7 +97,7 @@ def generic_summary(points):
     print(f"  metrics: {', '.join(metrics)}")
 
 
-def summarize(path, root, points):
+def summarize(path, root, points, everything=()):
     hosts = root.get("hosts", ())
     hosts = (hosts,) if isinstance(hosts, str) else hosts
     mode = "simulated" if root["simulated"] else root.get("mode", "?")
@@ -78,8 +112,12 @@ def summarize(path, root, points):
     needed = ("op", "bytes", "busbw_GBps", "algbw_GBps", "time_us_median")
     if not points:
         return
+    ring_needed = ("algo", "T", "P", "ranks", "time_ms_median", "tflops_per_rank")
     if root.get("app") == "comm_bench" and all(k in p.attrs for p in points for k in needed):
         comm_bench_rows(points)
+    elif root.get("app") == "ring_attention" and all(
+            k in p.attrs for p in points for k in ring_needed):
+        ring_attention_rows(points, everything)
     else:
         generic_summary(points)
 
@@ -89,13 +127,22 @@ def main(argv):
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return 0 if argv else 1
-    status, printed = 0, False
+    status, printed, loaded = 0, False, []
     for path in argv:
         try:
-            root, points = load(path)
+            loaded.append((path, *load(path)))
+        except ResultError as e:
+            print(f"summarize.py: error: {e}", file=sys.stderr)
+            status = 1
+        except (OSError, KeyError, TypeError, ValueError) as e:  # a damaged file
+            print(f"summarize.py: error: {path}: cannot read: {e}", file=sys.stderr)
+            status = 1
+    everything = [p for _, _, points in loaded for p in points]
+    for path, root, points in loaded:
+        try:
             if printed:
                 print()
-            summarize(path, root, points)
+            summarize(path, root, points, everything)
             printed = True
         except ResultError as e:
             print(f"summarize.py: error: {e}", file=sys.stderr)

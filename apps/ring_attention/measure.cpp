@@ -110,41 +110,78 @@ ring::ChoiceInputs measure_rates(comm::Communicator& c, MPI_Comm world,
   return in;
 }
 
-struct Measured {
-  TimeMatrix total;
-  double attention_s = 0, merge_s = 0, comm_wait_s = 0, all2all_s = 0, setup_s = 0;
-  ring::RingOutput last;  // kept for --check
+// A point's timings summed over its calls (iterations, decode steps);
+// finish() turns them into the point's means over calls and ranks, its
+// per-call latency samples and its per-ring-step breakdown per rank.
+struct Breakdown {
+  std::vector<double> totals;
+  double attention = 0, merge = 0, wait = 0, all2all = 0, setup = 0;
+  std::vector<ring::StepTiming> steps;  // per ring step, summed over calls
+
+  void add(const ring::RingTiming& t) {
+    const ring::StepTiming sum = t.summed();
+    totals.push_back(t.total);
+    attention += sum.attention;
+    merge += sum.merge + t.final_merge;
+    wait += sum.comm_wait;
+    all2all += t.all2all;
+    setup += t.setup;
+    steps.resize(std::max(steps.size(), t.steps.size()));
+    for (size_t k = 0; k < t.steps.size(); ++k) {
+      steps[k].attention += t.steps[k].attention;
+      steps[k].merge += t.steps[k].merge;
+      steps[k].comm_wait += t.steps[k].comm_wait;
+    }
+  }
+
+  void finish(MPI_Comm world, PointResult& pt) const {
+    const double calls = double(totals.size());
+    pt.times = gather_samples(world, totals);
+    pt.attention_s = mean_over_ranks(world, attention / calls);
+    pt.merge_s = mean_over_ranks(world, merge / calls);
+    pt.comm_wait_s = mean_over_ranks(world, wait / calls);
+    pt.all2all_s = mean_over_ranks(world, all2all / calls);
+    pt.setup_s = mean_over_ranks(world, setup / calls);
+    pt.step_attention_s = gather_steps(
+        world, [](const auto& s) { return s.attention; }, calls);
+    pt.step_merge_s = gather_steps(
+        world, [](const auto& s) { return s.merge; }, calls);
+    pt.step_comm_wait_s = gather_steps(
+        world, [](const auto& s) { return s.comm_wait; }, calls);
+    pt.ring_steps = steps.size();
+  }
+
+  // One field per step, averaged over calls, from every rank: [rank][step] on rank 0.
+  template <class Field>
+  std::vector<double> gather_steps(MPI_Comm world, Field field, double calls) const {
+    std::vector<double> mine;
+    for (const auto& s : steps) mine.push_back(field(s) / calls);
+    int ranks = 1, rank = 0;
+    MPI_Comm_size(world, &ranks);
+    MPI_Comm_rank(world, &rank);
+    std::vector<double> all(rank == 0 ? mine.size() * ranks : 0);
+    MPI_Gather(mine.data(), int(mine.size()), MPI_DOUBLE, all.data(), int(mine.size()), MPI_DOUBLE,
+               0, world);
+    return all;
+  }
 };
 
 template <class E>
-Measured measure(App& app, comm::Communicator& c, const ring::RingProblem& p,
-                 const ring::RankLayout& layout, const ring::RingSchedule& plan,
-                 const Inputs<E>& in) {
+ring::RingOutput measure(App& app, comm::Communicator& c, const ring::RingProblem& p,
+                         const ring::RankLayout& layout, const ring::RingSchedule& plan,
+                         const Inputs<E>& in, PointResult& pt) {
   const auto& common = app.common();
   ring::RingWorkspace ws;  // buffers kept across iterations, as a serving loop keeps them
   for (int i = 0; i < common.warmup; ++i) ring::run_ring(c, p, layout, plan, in.view(), &ws);
-  Measured m;
-  std::vector<double> totals;
-  double attention = 0, merge = 0, wait = 0, all2all = 0, setup = 0;
+  Breakdown breakdown;
+  ring::RingOutput last;
   for (int i = 0; i < common.iters; ++i) {
     c.barrier();
-    m.last = ring::run_ring(c, p, layout, plan, in.view(), &ws);
-    const ring::StepTiming steps = m.last.timing.summed();
-    totals.push_back(m.last.timing.total);
-    attention += steps.attention;
-    merge += steps.merge + m.last.timing.final_merge;
-    wait += steps.comm_wait;
-    all2all += m.last.timing.all2all;
-    setup += m.last.timing.setup;
+    last = ring::run_ring(c, p, layout, plan, in.view(), &ws);
+    breakdown.add(last.timing);
   }
-  MPI_Comm world = app.world().comm();
-  m.total = gather_samples(world, totals);
-  m.attention_s = mean_over_ranks(world, attention / common.iters);
-  m.merge_s = mean_over_ranks(world, merge / common.iters);
-  m.comm_wait_s = mean_over_ranks(world, wait / common.iters);
-  m.all2all_s = mean_over_ranks(world, all2all / common.iters);
-  m.setup_s = mean_over_ranks(world, setup / common.iters);
-  return m;
+  breakdown.finish(app.world().comm(), pt);
+  return last;
 }
 
 kernels::AttentionArgs single_rank_args(const ring::RingProblem& p) {
@@ -214,16 +251,10 @@ PointResult run_point(App& app, comm::Communicator& c, AlgoRequest request,
   const ring::RankLayout layout = ring::layout_of(p, c.size());
   const ring::RingSchedule plan = ring::plan_ring(pt.algo, p, layout);
   const Inputs<E> in = make_inputs<E>(p, layout, c.rank(), app.common().seed);
-  Measured m = measure(app, c, p, layout, plan, in);
-  if (app.common().check) pt.error = check<E>(app, c, p, layout, m.last);
-  pt.times = m.total;
-  pt.attention_s = m.attention_s;
-  pt.merge_s = m.merge_s;
-  pt.comm_wait_s = m.comm_wait_s;
-  pt.all2all_s = m.all2all_s;
-  pt.setup_s = m.setup_s;
+  const ring::RingOutput last = measure(app, c, p, layout, plan, in, pt);
+  if (app.common().check) pt.error = check<E>(app, c, p, layout, last);
   if (app.world().is_root()) {
-    pt.latency_s = summarize(m.total.max_over_ranks());
+    pt.latency_s = summarize(pt.times.max_over_ranks());
     const double flops = kernels::attention_forward_flops(single_rank_args(p));
     pt.tflops_per_rank = flops / c.size() / pt.latency_s.median / 1e12;
   }
@@ -273,8 +304,8 @@ PointResult run_decode_point(App& app, comm::Communicator& c, AlgoRequest reques
     pt.choice = ring::choose_algorithm(measure_rates<E>(c, app.world().comm(), p));
     pt.algo = pt.choice.algorithm;
   }
-  std::vector<double> totals;
-  double attention = 0, merge = 0, wait = 0, all2all = 0, setup = 0, flops = 0, error = 0;
+  Breakdown breakdown;
+  double flops = 0, error = 0;
   ring::RingWorkspace ws;
   for (int i = -common.warmup; i < common.iters; ++i)
     for (int s = 0; s < d.steps; ++s) {
@@ -284,13 +315,7 @@ PointResult run_decode_point(App& app, comm::Communicator& c, AlgoRequest reques
       c.barrier();
       const ring::RingOutput out = ring::run_ring(c, p, layout, plan, in.view(), &ws);
       if (i < 0) continue;  // warm-up
-      const ring::StepTiming steps = out.timing.summed();
-      totals.push_back(out.timing.total);
-      attention += steps.attention;
-      merge += steps.merge + out.timing.final_merge;
-      wait += steps.comm_wait;
-      all2all += out.timing.all2all;
-      setup += out.timing.setup;
+      breakdown.add(out.timing);
       if (i == 0)
         for (int r = 0; r < c.size(); ++r) flops += plan.flops(r);
       if (i == 0 && common.check)
@@ -298,13 +323,7 @@ PointResult run_decode_point(App& app, comm::Communicator& c, AlgoRequest reques
             std::max(error, check_decode<E>(p, d, s, layout.queries[c.rank()], out, common.seed));
     }
   MPI_Comm world = app.world().comm();
-  const double samples = double(common.iters) * d.steps;
-  pt.times = gather_samples(world, totals);
-  pt.attention_s = mean_over_ranks(world, attention / samples);
-  pt.merge_s = mean_over_ranks(world, merge / samples);
-  pt.comm_wait_s = mean_over_ranks(world, wait / samples);
-  pt.all2all_s = mean_over_ranks(world, all2all / samples);
-  pt.setup_s = mean_over_ranks(world, setup / samples);
+  breakdown.finish(world, pt);
   MPI_Allreduce(MPI_IN_PLACE, &error, 1, MPI_DOUBLE, MPI_MAX, world);
   if (common.check) pt.error = error;
   if (app.world().is_root()) {

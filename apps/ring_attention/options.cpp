@@ -205,6 +205,12 @@ void record(App& app, const Options& o, const PointResult& pt) {
     const TimeMatrix& t = pt.times;
     g.dataset("time_s", t.values, {t.iterations, t.ranks}, "s", "iteration,rank");
   }
+  if (pt.ring_steps > 0) {
+    const std::vector<size_t> dims = {size_t(pt.ranks), pt.ring_steps};
+    g.dataset("step_attention_s", pt.step_attention_s, dims, "s", "rank,ring_step");
+    g.dataset("step_merge_s", pt.step_merge_s, dims, "s", "rank,ring_step");
+    g.dataset("step_comm_wait_s", pt.step_comm_wait_s, dims, "s", "rank,ring_step");
+  }
 }
 
 }  // namespace paralab::ring_attention

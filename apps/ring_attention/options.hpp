@@ -58,6 +58,9 @@ struct PointResult {
   double tflops_per_rank = 0;
   double error = -1;  // -1: not checked
   TimeMatrix times;   // measure mode: [iteration][rank]
+  // Measure mode: per ring step, mean over calls, [rank][step] (rank 0 only).
+  std::vector<double> step_attention_s, step_merge_s, step_comm_wait_s;
+  size_t ring_steps = 0;
   // Simulate mode with --model: the whole prefill.
   bool whole_model = false;
   double ttft_s = 0, model_attention_s = 0, model_linear_s = 0, model_tp_comm_s = 0;
