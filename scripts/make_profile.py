@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Writes a lib/sim hardware profile (JSON, docs/sim.md) of this machine from
 a comm_bench result file with a sendrecv fit (/fit_sendrecv) and a
-kernels_bench JSON report run on one thread. One simulated "GPU" is one
+kernels_bench JSON report run on one thread (the FMA peak, the attention
+kernel without mask at --block tokens as the flat rate, and at every length
+the report has as the rate-by-keys curve). One simulated "GPU" is one
 rank on one core; the two link classes are the same shared-memory link.
 
   make_profile.py --comm comm.h5 --kernels kernels.json [--block N] -o OUT.json
@@ -36,6 +38,13 @@ def main():
         report = json.load(f)
     peak = benchmark(report, "BM_peak_fma_f32")["GFLOPs"] * 1e9
     attention = benchmark(report, f"BM_attention_nomask_f32/{args.block}/")["GFLOPs"] * 1e9
+    # The kernel at several lengths: its rate falls as K/V outgrow the caches.
+    curve = []
+    for b in report["benchmarks"]:
+        if b["name"].startswith("BM_attention_nomask_f32/"):
+            keys = int(b["name"].split("/")[1])
+            curve.append([keys, min(1.0, b["GFLOPs"] * 1e9 / peak)])
+    curve.sort()
     merge = benchmark(report, "BM_attention_merge_into/32768/")["GBps"] * 1e9
     link = {"name": "shared-memory", "alpha_s": float(fit["alpha_s"]),
             "beta_s_per_byte": float(fit["beta_s_per_byte"])}
@@ -47,6 +56,7 @@ def main():
         "bf16_peak_flops": peak, "fp32_peak_flops": peak,
         "attention_efficiency": min(1.0, attention / peak),
         "gemm_efficiency": min(1.0, attention / peak),
+        "attention_efficiency_by_keys": curve,
         "memory_bytes_per_s": merge,
         "kernel_overhead_s": 5e-6,  # an OpenMP parallel region's fork and join, about
         "gpus_per_node": 2,

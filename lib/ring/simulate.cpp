@@ -59,7 +59,7 @@ class Player {
   StepTasks add_compute(int r, const PlannedStep& step, std::vector<TaskId> deps) {
     double attention = 0, merge = 0;
     for (const AttentionCall& call : step.calls) {
-      attention += model_.attention_s(call.flops);
+      attention += model_.attention_s(call.flops, double(call.kv.length));
       merge += model_.memory_s(merge_bytes(double(call.q.length) * s_.H, double(s_.D)));
     }
     const TaskId a = timeline_.add(r, Resource::compute, attention, std::move(deps), "attention");

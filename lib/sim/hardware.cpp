@@ -37,6 +37,7 @@ HardwareProfile h100(std::string name, std::string description, LinkModel inter)
                          kH100Fp32PeakFlops,
                          kAttentionEfficiency,
                          kGemmEfficiency,
+                         {},
                          kHbmBandwidth,
                          kKernelOverhead,
                          8,
@@ -112,6 +113,23 @@ double efficiency(const json& object, const std::string& key) {
   return value;
 }
 
+// [[keys, efficiency], ...]: keys ascending and positive, efficiencies in (0, 1].
+std::vector<std::pair<double, double>> efficiency_curve(const json& value) {
+  const std::string field = "attention_efficiency_by_keys";
+  if (!value.is_array()) bad_field(field, "must be a list of [keys, efficiency] pairs");
+  std::vector<std::pair<double, double>> curve;
+  for (const json& point : value) {
+    if (!point.is_array() || point.size() != 2 || !point[0].is_number() || !point[1].is_number())
+      bad_field(field, "must be a list of [keys, efficiency] pairs");
+    const double keys = point[0].get<double>(), eff = point[1].get<double>();
+    if (!(keys > 0) || (!curve.empty() && keys <= curve.back().first))
+      bad_field(field, "needs positive, strictly ascending keys");
+    if (!(eff > 0 && eff <= 1)) bad_field(field, "needs efficiencies in (0, 1]");
+    curve.emplace_back(keys, eff);
+  }
+  return curve;
+}
+
 std::string join_names() {
   std::string names;
   for (const auto& name : builtin_profile_names()) names += (names.empty() ? "" : ", ") + name;
@@ -157,6 +175,7 @@ nlohmann::json profile_to_json(const HardwareProfile& profile) {
               {"fp32_peak_flops", profile.fp32_peak_flops},
               {"attention_efficiency", profile.attention_efficiency},
               {"gemm_efficiency", profile.gemm_efficiency},
+              {"attention_efficiency_by_keys", profile.attention_efficiency_by_keys},
               {"memory_bytes_per_s", profile.memory_bytes_per_s},
               {"kernel_overhead_s", profile.kernel_overhead_s},
               {"gpus_per_node", profile.gpus_per_node},
@@ -166,11 +185,12 @@ nlohmann::json profile_to_json(const HardwareProfile& profile) {
 
 HardwareProfile profile_from_json(const nlohmann::json& object) {
   if (!object.is_object()) throw UsageError("hardware profile: must be a JSON object");
-  reject_unknown_keys(object,
-                      {"name", "description", "bf16_peak_flops", "fp32_peak_flops",
-                       "attention_efficiency", "gemm_efficiency", "memory_bytes_per_s",
-                       "kernel_overhead_s", "gpus_per_node", "intra_node", "inter_node"},
-                      "");
+  reject_unknown_keys(
+      object,
+      {"name", "description", "bf16_peak_flops", "fp32_peak_flops", "attention_efficiency",
+       "gemm_efficiency", "attention_efficiency_by_keys", "memory_bytes_per_s", "kernel_overhead_s",
+       "gpus_per_node", "intra_node", "inter_node"},
+      "");
   HardwareProfile profile;
   profile.name = text(object, "name", "");
   profile.description = object.contains("description") ? text(object, "description", "") : "";
@@ -178,6 +198,8 @@ HardwareProfile profile_from_json(const nlohmann::json& object) {
   profile.fp32_peak_flops = positive(object, "fp32_peak_flops");
   profile.attention_efficiency = efficiency(object, "attention_efficiency");
   profile.gemm_efficiency = efficiency(object, "gemm_efficiency");
+  if (object.contains("attention_efficiency_by_keys"))
+    profile.attention_efficiency_by_keys = efficiency_curve(object["attention_efficiency_by_keys"]);
   profile.memory_bytes_per_s = positive(object, "memory_bytes_per_s");
   profile.kernel_overhead_s = number(object, "kernel_overhead_s", "");
   if (!(profile.kernel_overhead_s >= 0)) bad_field("kernel_overhead_s", "must be >= 0");

@@ -10,6 +10,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "sim/links.hpp"
@@ -25,6 +26,12 @@ struct HardwareProfile {
   // class) and by large GEMMs; compute time = flops / (peak * efficiency).
   double attention_efficiency = 0;
   double gemm_efficiency = 0;
+  // Optional: the attention efficiency as a function of the keys one call
+  // attends to, (keys, efficiency) points with ascending keys, interpolated
+  // in log(keys) and held constant past the ends; empty = attention_efficiency
+  // for every call. Kernels slow down as K/V outgrow the caches (CPUs) or
+  // fill fewer waves (GPUs); calibrated profiles record it.
+  std::vector<std::pair<double, double>> attention_efficiency_by_keys;
   // Achieved device-memory bandwidth (memory-bound kernels such as LSE
   // merges), bytes/s, and the fixed cost of one kernel call (launch and
   // tail), seconds: what makes many small calls slower than one big one.

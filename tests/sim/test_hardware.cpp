@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/errors.hpp"
+#include "sim/compute.hpp"
 #include "sim/hardware.hpp"
 
 namespace paralab::sim {
@@ -24,6 +25,7 @@ void expect_same(const HardwareProfile& a, const HardwareProfile& b) {
   EXPECT_EQ(a.gemm_efficiency, b.gemm_efficiency);
   EXPECT_EQ(a.memory_bytes_per_s, b.memory_bytes_per_s);
   EXPECT_EQ(a.kernel_overhead_s, b.kernel_overhead_s);
+  EXPECT_EQ(a.attention_efficiency_by_keys, b.attention_efficiency_by_keys);
   EXPECT_EQ(a.gpus_per_node, b.gpus_per_node);
   for (auto [x, y] : {std::pair{&a.intra_node, &b.intra_node}, {&a.inter_node, &b.inter_node}}) {
     EXPECT_EQ(x->name, y->name);
@@ -79,6 +81,18 @@ TEST(Hardware, JsonRoundTripInMemoryAndOnDisk) {
   expect_same(resolve_profile("h100-gti"), find_profile("h100-gti"));
 }
 
+TEST(Hardware, AttentionRateFollowsTheCurveByKeys) {
+  HardwareProfile hw = find_profile("h100-gtt");
+  EXPECT_DOUBLE_EQ(compute_model(hw, Precision::bf16).attention_rate(4096), 800e12 * 0.63);
+  hw.attention_efficiency_by_keys = {{1024, 0.8}, {4096, 0.6}};
+  const ComputeModel m = compute_model(hw, Precision::bf16);
+  EXPECT_DOUBLE_EQ(m.attention_rate(512), 800e12 * 0.8);  // held past the ends
+  EXPECT_DOUBLE_EQ(m.attention_rate(8192), 800e12 * 0.6);
+  EXPECT_NEAR(m.attention_rate(2048), 800e12 * 0.7, 1e3);  // halfway in log(keys)
+  EXPECT_DOUBLE_EQ(m.attention_rate(0), 800e12 * 0.63);    // unknown keys: the flat rate
+  expect_same(profile_from_json(profile_to_json(hw)), hw);
+}
+
 TEST(Hardware, JsonAcceptsBandwidthInsteadOfBeta) {
   nlohmann::json j = profile_to_json(find_profile("h100-gtt"));
   j["inter_node"].erase("beta_s_per_byte");
@@ -108,6 +122,11 @@ TEST(Hardware, JsonValidationNamesTheField) {
   j = good;
   j["gpus_per_node"] = 0;
   expect_rejected(j, "gpus_per_node");
+  j = good;
+  j["attention_efficiency_by_keys"] = {{4096, 0.8}, {1024, 0.9}};  // not ascending
+  expect_rejected(j, "attention_efficiency_by_keys");
+  j["attention_efficiency_by_keys"] = {{1024, 1.5}};
+  expect_rejected(j, "attention_efficiency_by_keys");
   j = good;
   j["memory_bytes_per_s"] = 0;
   expect_rejected(j, "memory_bytes_per_s");
