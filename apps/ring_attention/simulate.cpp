@@ -82,24 +82,33 @@ ring::AlgorithmChoice choose(const SimSetup& s, const ring::RingProblem& p, int 
 // One layer's attention, simulated; breakdown averaged over ranks.
 PointResult simulate_attention(const SimSetup& s, ring::Algorithm algo, const ring::RingProblem& p,
                                int N) {
-  const ring::RankLayout layout = ring::layout_of(p, N);
-  const ring::RingSchedule plan = ring::plan_ring(algo, p, layout);
-  const ring::SimulatedRing sim = ring::simulate_ring(plan, ring_setup(s));
+  // Prefill is one layout; decode one per step (tokens move round robin).
+  std::vector<ring::RankLayout> layouts;
+  if (s.decoding)
+    for (int step = 0; step < s.decode.steps; ++step)
+      layouts.push_back(ring::decode_layout(s.decode, step, N));
+  else
+    layouts.push_back(ring::layout_of(p, N));
   PointResult pt;
   pt.algo = algo;
   pt.problem = p;
   pt.ranks = N;
-  const double t = sim.latency_s;
-  pt.latency_s = {1, t, t, t, t, t};
-  for (const auto& r : sim.ranks) {
-    pt.attention_s += r.attention_s / N;
-    pt.merge_s += r.merge_s / N;
-    pt.comm_wait_s += r.comm_wait_s / N;
-    pt.all2all_s += r.all2all_s / N;
+  const double share = 1.0 / (N * double(layouts.size()));  // mean over ranks and steps
+  double latency = 0, flops = 0;
+  for (const ring::RankLayout& layout : layouts) {
+    const ring::RingSchedule plan = ring::plan_ring(algo, p, layout);
+    const ring::SimulatedRing sim = ring::simulate_ring(plan, ring_setup(s));
+    latency += sim.latency_s / double(layouts.size());
+    for (const auto& r : sim.ranks) {
+      pt.attention_s += r.attention_s * share;
+      pt.merge_s += r.merge_s * share;
+      pt.comm_wait_s += r.comm_wait_s * share;
+      pt.all2all_s += r.all2all_s * share;
+    }
+    for (int r = 0; r < N; ++r) flops += plan.flops(r) / double(layouts.size());
   }
-  double flops = 0;
-  for (int r = 0; r < N; ++r) flops += plan.flops(r);
-  pt.tflops_per_rank = flops / N / sim.latency_s / 1e12;
+  pt.latency_s = {1, latency, latency, latency, latency, latency};
+  pt.tflops_per_rank = flops / N / latency / 1e12;
   return pt;
 }
 

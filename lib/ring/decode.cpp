@@ -12,10 +12,11 @@ int64_t request_span(const DecodeBatch& d) {
   return d.context + d.steps;
 }
 
-// Appends a piece, joining it to the last one when they touch (one kernel
-// call instead of two).
-void append(Shard& shard, Piece piece) {
-  if (!shard.empty() && shard.back().end() == piece.start)
+// Appends a piece of a request's positions, joining it to the last one when
+// they touch and belong to the same request (one kernel call instead of two;
+// never across requests, whose keys a query must not read).
+void append(Shard& shard, Piece piece, int64_t request_first) {
+  if (!shard.empty() && shard.back().end() == piece.start && shard.back().start >= request_first)
     shard.back().length += piece.length;
   else
     shard.push_back(piece);
@@ -65,9 +66,9 @@ RankLayout decode_layout(const DecodeBatch& d, int step, int ranks) {
     const int64_t first = b * request_span(d);
     for (int r = 0; r < ranks; ++r)
       for (const Piece& piece : cache_shard_of(d.context, ranks, r))
-        append(layout.kv[r], {first + piece.start, piece.length});
+        append(layout.kv[r], {first + piece.start, piece.length}, first);
     for (int t = 0; t <= step; ++t)
-      append(layout.kv[decode_rank(b, t, ranks)], {decode_position(d, b, t), 1});
+      append(layout.kv[decode_rank(b, t, ranks)], {decode_position(d, b, t), 1}, first);
   }
   return layout;
 }

@@ -55,11 +55,19 @@ class Player {
   int prev(int r) const { return (r + s_.ranks - 1) % s_.ranks; }
   double block_bytes() const { return double(s_.block_elements) * setup_.element_bytes; }
 
+  // Memory a call moves: Q, K and V read in the input type, O and LSE
+  // written in FP32.
+  double attention_bytes(const AttentionCall& call) const {
+    const double e = setup_.element_bytes;
+    return double(call.kv.length) * s_.H_kv * s_.D * 2 * e +
+           double(call.q.length) * s_.H * (s_.D * e + (s_.D + 1) * kFloatBytes);
+  }
+
   // The step's kernel calls on the compute stream: attention, then merges.
   StepTasks add_compute(int r, const PlannedStep& step, std::vector<TaskId> deps) {
     double attention = 0, merge = 0;
     for (const AttentionCall& call : step.calls) {
-      attention += model_.attention_s(call.flops, double(call.kv.length));
+      attention += model_.attention_s(call.flops, double(call.kv.length), attention_bytes(call));
       merge += model_.memory_s(merge_bytes(double(call.q.length) * s_.H, double(s_.D)));
     }
     const TaskId a = timeline_.add(r, Resource::compute, attention, std::move(deps), "attention");

@@ -1,10 +1,12 @@
 // compute.hpp: the time of one kernel call from a hardware profile. Compute-
 // bound kernels (attention, GEMM) run at the profile's peak for the input
 // precision times their efficiency (for attention, optionally a function of
-// the keys a call attends to); memory-bound ones (LSE merges, copies) at its
+// the keys a call attends to, and never faster than its memory traffic allows);
+// memory-bound ones (LSE merges, copies) at its
 // memory bandwidth; every call also pays the fixed kernel overhead.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <utility>
@@ -24,9 +26,11 @@ struct ComputeModel {
   double peak_flops = 0;                                   // what the curve's efficiencies scale
   std::vector<std::pair<double, double>> attention_curve;  // the profile's, may be empty
 
-  // One attention call of `flops` over `keys` keys (0: unknown, the flat rate).
-  double attention_s(double flops, double keys = 0) const {
-    return kernel_overhead_s + flops / attention_rate(keys);
+  // One attention call of `flops` over `keys` keys (0: unknown, the flat
+  // rate) that moves `bytes` through memory (Q, K, V read, O written): a
+  // roofline, so decode-like calls (few queries, long K/V) are memory-bound.
+  double attention_s(double flops, double keys = 0, double bytes = 0) const {
+    return kernel_overhead_s + std::max(flops / attention_rate(keys), bytes / memory_bytes_per_s);
   }
   double gemm_s(double flops) const { return kernel_overhead_s + flops / gemm_flops_per_s; }
   double memory_s(double bytes) const { return kernel_overhead_s + bytes / memory_bytes_per_s; }
