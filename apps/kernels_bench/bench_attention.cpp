@@ -71,7 +71,7 @@ void BM_long_attn_causal_bf16(benchmark::State& state) {
 
 PARALAB_ATTENTION_BENCHMARK(BM_attention_causal_f32, 1 << 10, 8 << 10);
 PARALAB_ATTENTION_BENCHMARK(BM_attention_causal_bf16, 1 << 10, 8 << 10);
-PARALAB_ATTENTION_BENCHMARK(BM_attention_nomask_f32, 1 << 10, 4 << 10);
+PARALAB_ATTENTION_BENCHMARK(BM_attention_nomask_f32, 1 << 10, 8 << 10);
 PARALAB_ATTENTION_BENCHMARK(BM_attention_nomask_bf16, 1 << 10, 4 << 10);
 PARALAB_ATTENTION_BENCHMARK(BM_long_attn_causal_f32, 16 << 10, 32 << 10);
 PARALAB_ATTENTION_BENCHMARK(BM_long_attn_causal_bf16, 16 << 10, 32 << 10);
