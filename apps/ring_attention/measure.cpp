@@ -236,9 +236,11 @@ double check(App& app, comm::Communicator& c, const ring::RingProblem& p,
   return error;
 }
 
+// A point's problem and algorithm; --algo auto measures C and BW here and
+// applies the rule (every rank gets the same choice).
 template <class E>
-PointResult run_point(App& app, comm::Communicator& c, AlgoRequest request,
-                      const ring::RingProblem& p) {
+PointResult start_point(App& app, comm::Communicator& c, AlgoRequest request,
+                        const ring::RingProblem& p) {
   PointResult pt;
   pt.problem = p;
   pt.ranks = c.size();
@@ -248,6 +250,13 @@ PointResult run_point(App& app, comm::Communicator& c, AlgoRequest request,
     pt.choice = ring::choose_algorithm(measure_rates<E>(c, app.world().comm(), p));
     pt.algo = pt.choice.algorithm;
   }
+  return pt;
+}
+
+template <class E>
+PointResult run_point(App& app, comm::Communicator& c, AlgoRequest request,
+                      const ring::RingProblem& p) {
+  PointResult pt = start_point<E>(app, c, request, p);
   const ring::RankLayout layout = ring::layout_of(p, c.size());
   const ring::RingSchedule plan = ring::plan_ring(pt.algo, p, layout);
   const Inputs<E> in = make_inputs<E>(p, layout, c.rank(), app.common().seed);
@@ -295,15 +304,7 @@ template <class E>
 PointResult run_decode_point(App& app, comm::Communicator& c, AlgoRequest request,
                              const ring::RingProblem& p, const ring::DecodeBatch& d) {
   const auto& common = app.common();
-  PointResult pt;
-  pt.problem = p;
-  pt.ranks = c.size();
-  pt.algo = algorithm_of(request);
-  if (request == AlgoRequest::automatic) {
-    pt.chosen = true;
-    pt.choice = ring::choose_algorithm(measure_rates<E>(c, app.world().comm(), p));
-    pt.algo = pt.choice.algorithm;
-  }
+  PointResult pt = start_point<E>(app, c, request, p);
   Breakdown breakdown;
   double flops = 0, error = 0;
   ring::RingWorkspace ws;
