@@ -57,8 +57,18 @@ run_ring_attention() {
     --series T --where algo_requested=pass_kv --logx --logy -o "$out/ring_attention_llama_ttft.png"
 }
 
+# BF16 numerics: every precision policy for 150 steps on the Markov language,
+# loss curves overlaid (docs/bf16_train.md has the full-length comparison).
+run_bf16_train() {
+  paralab_mpirun -np "$PARALAB_RANKS" "$bin/bf16_train" --precision all --steps 150 \
+    --eval-every 25 -o "$out/bf16_train.h5"
+  "$PARALAB_PYTHON" "$here/plot_curves.py" "$out/bf16_train.h5" \
+    --y heldout_loss,loss,lost_fraction --smooth 10 --floor -o "$out/bf16_train_curves.png"
+}
+
 run_comm_bench
 run_ring_attention
+run_bf16_train
 run_kernels_bench
 
 echo

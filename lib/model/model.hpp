@@ -75,11 +75,11 @@
 // elementwise loops are OpenMP over rows, only when large enough to pay off.
 // A step is reproducible bit for bit for a given thread count.
 //
-// NOT HERE YET (the next parts of issue 6): data-parallel gradient
-// all-reduce (over Parameters::grads(), between backward and clipping; pass
-// the global token count as forward_backward's normalizer), checkpoints
-// (Parameters stored tensors + Optimizer::state() + steps()), data sets, the
-// bf16_train app, and a CUDA path (the layers call kernels::cpu:: today).
+// Around the model: data.hpp (Markov language with its entropy rate, byte
+// text), data_parallel.hpp (one flat gradient all-reduce over
+// Parameters::grads(), FP32 or BF16, losses normalised by the global token
+// count), checkpoint.hpp (HDF5, bit-identical resume). Not here yet: a CUDA
+// path (the layers call kernels::cpu:: today).
 #pragma once
 
 #include <cstdint>

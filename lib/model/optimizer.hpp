@@ -59,6 +59,9 @@ class Optimizer {
   void set_steps(int64_t steps) { steps_ = steps; }
   // The FP32 state by name, each flat over the registry (for checkpoints).
   virtual std::vector<std::pair<std::string, std::span<float>>> state() = 0;
+  // Sizes the state for a registry of numel elements (zero on first use), as
+  // the first step() does, so that a checkpoint can fill a fresh optimizer.
+  void prepare_state(size_t numel) { prepare(numel); }
 
  protected:
   // Sizes the state for a registry of numel elements (zero on first use).
