@@ -115,21 +115,16 @@ PointResult simulate_attention(const SimSetup& s, ring::Algorithm algo, const ri
 // The whole prefill: every layer is the simulated attention plus the linear
 // layers on this CP rank's new tokens (and their TP all-reduces).
 void add_whole_model(const SimSetup& s, PointResult& pt) {
-  const auto& m = s.model;
-  const double tokens = std::ceil(double(pt.problem.T) / pt.ranks);
-  const sim::LinearCost linear =
-      sim::linear_layer_cost(m, tokens, s.tp, s.hardware, s.precision, s.element_bytes);
-  pt.whole_model = true;
-  pt.model_attention_s = m.layers * pt.latency_s.median;
-  pt.model_linear_s = m.layers * linear.gemm_s;
-  pt.model_tp_comm_s = m.layers * linear.tp_allreduce_s;
-  pt.ttft_s = pt.model_attention_s + pt.model_linear_s + pt.model_tp_comm_s;
   const double attention_flops = pt.tflops_per_rank * 1e12 * pt.latency_s.median * pt.ranks * s.tp;
-  const double total_flops =
-      m.layers * (attention_flops + sim::linear_flops_per_layer(m, double(pt.problem.T), 1));
-  const double peak =
-      s.precision == sim::Precision::bf16 ? s.hardware.bf16_peak_flops : s.hardware.fp32_peak_flops;
-  pt.flops_utilization = total_flops / (pt.ttft_s * pt.ranks * s.tp * peak);
+  const sim::ForwardCost cost =
+      sim::forward_cost(s.model, double(pt.problem.T), pt.ranks, s.tp, pt.latency_s.median,
+                        attention_flops, s.hardware, s.precision, s.element_bytes);
+  pt.whole_model = true;
+  pt.model_attention_s = cost.attention_s;
+  pt.model_linear_s = cost.linear_s;
+  pt.model_tp_comm_s = cost.tp_comm_s;
+  pt.ttft_s = cost.total_s();
+  pt.flops_utilization = cost.utilization(s.hardware, s.precision, pt.ranks * s.tp);
 }
 
 PointResult simulate_point(const Options& o, const SimSetup& s, AlgoRequest request, int64_t T,

@@ -1,6 +1,8 @@
 // Transformer shapes and the cost of their linear layers; see transformer.hpp.
 #include "sim/transformer.hpp"
 
+#include <cmath>
+
 #include "core/errors.hpp"
 #include "sim/links.hpp"
 
@@ -58,6 +60,24 @@ LinearCost linear_layer_cost(const TransformerShape& s, double tokens, int tp,
   if (tp > 1)
     cost.tp_allreduce_s = 2 * ring_allreduce_s(hw.intra_node, tp, tokens * d * element_bytes);
   return cost;
+}
+
+ForwardCost forward_cost(const TransformerShape& s, double tokens, int cp_ranks, int tp,
+                         double attention_s, double attention_flops, const HardwareProfile& hw,
+                         Precision precision, int element_bytes) {
+  const double per_rank = std::ceil(tokens / cp_ranks);
+  const LinearCost linear = linear_layer_cost(s, per_rank, tp, hw, precision, element_bytes);
+  ForwardCost cost;
+  cost.attention_s = s.layers * attention_s;
+  cost.linear_s = s.layers * linear.gemm_s;
+  cost.tp_comm_s = s.layers * linear.tp_allreduce_s;
+  cost.flops = s.layers * (attention_flops + linear_flops_per_layer(s, tokens, 1));
+  return cost;
+}
+
+double ForwardCost::utilization(const HardwareProfile& hw, Precision precision, int gpus) const {
+  const double peak = precision == Precision::bf16 ? hw.bf16_peak_flops : hw.fp32_peak_flops;
+  return flops / (total_s() * gpus * peak);
 }
 
 }  // namespace paralab::sim

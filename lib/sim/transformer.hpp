@@ -57,4 +57,19 @@ LinearCost linear_layer_cost(const TransformerShape& shape, double tokens, int t
                              const HardwareProfile& hardware, Precision precision,
                              int element_bytes);
 
+// A forward pass over every layer (a prefill) on cp_ranks x tp GPUs: each
+// layer's attention takes `attention_s` (simulated by the caller, e.g. a
+// ring schedule) and does `attention_flops` over all GPUs; its linear part
+// runs on ceil(tokens / cp_ranks) tokens per CP rank under TP.
+struct ForwardCost {
+  double attention_s = 0, linear_s = 0, tp_comm_s = 0;  // summed over layers
+  double flops = 0;                                     // the whole pass, all GPUs
+  double total_s() const { return attention_s + linear_s + tp_comm_s; }
+  // Achieved FLOP/s over the peak of every GPU for `precision`.
+  double utilization(const HardwareProfile& hardware, Precision precision, int gpus) const;
+};
+ForwardCost forward_cost(const TransformerShape& shape, double tokens, int cp_ranks, int tp,
+                         double attention_s, double attention_flops,
+                         const HardwareProfile& hardware, Precision precision, int element_bytes);
+
 }  // namespace paralab::sim

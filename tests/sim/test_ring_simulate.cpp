@@ -6,11 +6,13 @@
 #include <set>
 #include <utility>
 
+#include "core/errors.hpp"
 #include "kernels/attention.hpp"
 #include "ring/choose.hpp"
 #include "ring/schedule.hpp"
 #include "ring/simulate.hpp"
 #include "sim/hardware.hpp"
+#include "sim/transformer.hpp"
 
 namespace paralab::ring {
 namespace {
@@ -173,3 +175,33 @@ TEST(RingChoose, FollowsThePapersRuleAndItsRefinement) {
 
 }  // namespace
 }  // namespace paralab::ring
+
+namespace paralab::sim {
+namespace {
+
+TEST(Transformer, Llama405bLinearLayersAreTwoFlopsPerParameter) {
+  const TransformerShape m = llama3_405b();
+  // 126 layers of QKV, output and SwiGLU weights: 401.6e9 of the model's 405e9
+  // parameters (the rest are the embedding and LM head).
+  EXPECT_NEAR(linear_flops_per_layer(m, 1, 1) * m.layers / 2, 401.6e9, 0.1e9);
+  EXPECT_DOUBLE_EQ(linear_flops_per_layer(m, 1000, 8), linear_flops_per_layer(m, 1000, 1) / 8);
+  EXPECT_EQ(heads_per_tp_rank(m, 8), 16);
+  EXPECT_EQ(kv_heads_per_tp_rank(m, 8), 1);
+  EXPECT_EQ(kv_heads_per_tp_rank(m, 16), 1);  // replicated
+  EXPECT_THROW(heads_per_tp_rank(m, 3), UsageError);
+}
+
+TEST(Transformer, ForwardCostAddsLayersAndCountsFlops) {
+  const TransformerShape m = llama3_405b();
+  const HardwareProfile hw = find_profile("h100-gtt");
+  const ForwardCost one = forward_cost(m, 8192, 1, 8, 0.01, 1e12, hw, Precision::bf16, 2);
+  EXPECT_DOUBLE_EQ(one.attention_s, 126 * 0.01);
+  EXPECT_DOUBLE_EQ(one.flops, 126 * (1e12 + linear_flops_per_layer(m, 8192, 1)));
+  // Linear work splits over CP ranks; the attention time is the caller's.
+  const ForwardCost two = forward_cost(m, 8192, 2, 8, 0.01, 1e12, hw, Precision::bf16, 2);
+  EXPECT_LT(two.linear_s, 0.51 * one.linear_s);
+  EXPECT_GT(one.utilization(hw, Precision::bf16, 8), 0);
+}
+
+}  // namespace
+}  // namespace paralab::sim
