@@ -40,8 +40,7 @@ DistributedDlrm::DistributedDlrm(const DlrmConfig& config, ShardingPlan plan,
                      " ranks, the communicator has " + std::to_string(size_));
   if (plan_.tables.size() != static_cast<size_t>(config_.tables()))
     throw UsageError("DLRM: the sharding plan is for another model");
-  bottom_ = Mlp(config_.dense_features, config_.bottom_layers, true, seed, kBottomTensor);
-  top_ = Mlp(config_.interaction_width(), config_.top_layers, false, seed, kTopTensor);
+  tower_ = DenseTower(config_, seed);
   const int d = config_.embedding_dim;
   shard_ids_ = plan_.rank_shards[static_cast<size_t>(rank_)];
   for (int id : shard_ids_) {
@@ -189,13 +188,9 @@ void DistributedDlrm::forward_internal(const Batch& local, const BatchSplit& spl
   watch.restart();
   const int n = local.size, F = config_.features(), d = config_.embedding_dim;
   const size_t ld = static_cast<size_t>(F) * d;
-  const float* x = bottom_.forward(local.dense.data(), n, bottom_saved_);
-  t_.resize(static_cast<size_t>(n) * ld);
-  for (int b = 0; b < n; ++b)
-    std::copy(x + static_cast<size_t>(b) * d, x + static_cast<size_t>(b + 1) * d,
-              t_.data() + b * ld);
+  float* features = tower_.begin_forward(local.dense.data(), n);
   for (int t = 0; t < config_.tables(); ++t) {
-    float* slot = t_.data() + static_cast<size_t>(1 + t) * d;
+    float* slot = features + static_cast<size_t>(1 + t) * d;
     const ShardingType type = plan_.tables[static_cast<size_t>(t)].type;
     if (type == ShardingType::data_parallel) {
       replicated(t)->forward(local.tables[static_cast<size_t>(t)], 0, n, slot, ld);
@@ -206,7 +201,7 @@ void DistributedDlrm::forward_internal(const Batch& local, const BatchSplit& spl
   for (size_t q = 0; q < static_cast<size_t>(size_); ++q)
     for (const ExchangeBlock& blk : forward_layout_.recv_blocks[q]) {
       const bool add = plan_.tables[static_cast<size_t>(blk.table)].type == ShardingType::row_wise;
-      float* dst = t_.data() + static_cast<size_t>(1 + blk.table) * d + blk.col_begin;
+      float* dst = features + static_cast<size_t>(1 + blk.table) * d + blk.col_begin;
       const float* src = recv_.data() + blk.offset;
       for (int b = 0; b < n; ++b) {
         float* o = dst + b * ld;
@@ -217,10 +212,7 @@ void DistributedDlrm::forward_internal(const Batch& local, const BatchSplit& spl
           std::copy(s, s + blk.cols, o);
       }
     }
-  r_.resize(static_cast<size_t>(n) * config_.interaction_width());
-  interaction_forward(t_.data(), n, F, d, r_.data());
-  const float* z = top_.forward(r_.data(), n, top_saved_);
-  logits_.assign(z, z + n);
+  tower_.finish_forward(n);
   stats.dense = watch.seconds();
 }
 
@@ -228,9 +220,9 @@ void DistributedDlrm::forward(const Batch& local, const BatchSplit& split,
                               std::span<float> logits) {
   StepStats stats;
   forward_internal(local, split, stats);
-  if (logits.size() != logits_.size())
+  if (logits.size() != tower_.logits().size())
     throw std::invalid_argument("DistributedDlrm::forward: logits span has the wrong size");
-  std::copy(logits_.begin(), logits_.end(), logits.begin());
+  std::copy(tower_.logits().begin(), tower_.logits().end(), logits.begin());
 }
 
 // Row-wise Adagrad on column shards: every shard of a table computes the
@@ -311,25 +303,14 @@ StepStats DistributedDlrm::train_step(const Batch& local, const BatchSplit& spli
   Stopwatch watch;
   const int n = local.size, F = config_.features(), d = config_.embedding_dim;
   const size_t ld = static_cast<size_t>(F) * d;
-  dlogits_.resize(static_cast<size_t>(n));
-  double loss = bce_with_logits(logits_.data(), local.labels.data(), n, dlogits_.data());
-  bottom_.zero_gradients();
-  top_.zero_gradients();
-  dr_.resize(r_.size());
-  top_.backward(r_.data(), top_saved_, dlogits_.data(), dr_.data());
-  dt_.resize(t_.size());
-  interaction_backward(t_.data(), dr_.data(), n, F, d, dt_.data());
-  dx_.resize(static_cast<size_t>(n) * d);
-  for (int b = 0; b < n; ++b)
-    std::copy(dt_.data() + b * ld, dt_.data() + b * ld + d,
-              dx_.data() + static_cast<size_t>(b) * d);
-  bottom_.backward(local.dense.data(), bottom_saved_, dx_.data(), nullptr);
+  double loss = tower_.backward(local.dense.data(), local.labels.data(), n);
+  const float* dt = tower_.feature_gradients();
   // 5. The gradients of the pooled embeddings, laid out as the forward
   // receive buffer.
   send_.resize(backward_layout_.send_total);
   for (size_t q = 0; q < static_cast<size_t>(size_); ++q)
     for (const ExchangeBlock& blk : backward_layout_.send_blocks[q]) {
-      const float* src = dt_.data() + static_cast<size_t>(1 + blk.table) * d + blk.col_begin;
+      const float* src = dt + static_cast<size_t>(1 + blk.table) * d + blk.col_begin;
       float* dst = send_.data() + blk.offset;
       for (int b = 0; b < n; ++b)
         std::copy(src + b * ld, src + b * ld + blk.cols, dst + static_cast<size_t>(b) * blk.cols);
@@ -354,19 +335,19 @@ StepStats DistributedDlrm::train_step(const Batch& local, const BatchSplit& spli
     }
   }
   // Replicated tables: local sparse gradients into the all-reduce buffer.
-  const size_t nb = bottom_.gradients().size(), nt = top_.gradients().size();
+  const size_t nb = tower_.bottom.gradients().size(), nt = tower_.top.gradients().size();
   size_t reduce_size = nb + nt;
   for (const auto& table : replicated_) reduce_size += table.weights().size();
   reduce_.assign(reduce_size, 0.0f);
-  std::copy(bottom_.gradients().begin(), bottom_.gradients().end(), reduce_.begin());
-  std::copy(top_.gradients().begin(), top_.gradients().end(),
+  std::copy(tower_.bottom.gradients().begin(), tower_.bottom.gradients().end(), reduce_.begin());
+  std::copy(tower_.top.gradients().begin(), tower_.top.gradients().end(),
             reduce_.begin() + static_cast<long>(nb));
   size_t offset = nb + nt;
   for (size_t i = 0; i < replicated_.size(); ++i) {
     const int t = replicated_[i].table();
     replicated_[i].begin_backward(replicated_grads_[i]);
     replicated_[i].backward(local.tables[static_cast<size_t>(t)], 0, n,
-                            dt_.data() + static_cast<size_t>(1 + t) * d, ld, replicated_grads_[i]);
+                            dt + static_cast<size_t>(1 + t) * d, ld, replicated_grads_[i]);
     replicated_[i].scatter(replicated_grads_[i], reduce_.data() + offset);
     offset += replicated_[i].weights().size();
   }
@@ -385,11 +366,11 @@ StepStats DistributedDlrm::train_step(const Batch& local, const BatchSplit& spli
   watch.restart();
   if (split.total > 0) {
     std::copy(reduce_.begin(), reduce_.begin() + static_cast<long>(nb),
-              bottom_.gradients().begin());
+              tower_.bottom.gradients().begin());
     std::copy(reduce_.begin() + static_cast<long>(nb), reduce_.begin() + static_cast<long>(nb + nt),
-              top_.gradients().begin());
-    bottom_.sgd(opt.mlp_lr, scale);
-    top_.sgd(opt.mlp_lr, scale);
+              tower_.top.gradients().begin());
+    tower_.bottom.sgd(opt.mlp_lr, scale);
+    tower_.top.sgd(opt.mlp_lr, scale);
     for (size_t i = 0; i < shards_.size(); ++i) {
       if (adagrad)
         shards_[i].rowwise_adagrad(shard_grads_[i], opt.embedding_lr, opt.adagrad_eps, scale,

@@ -93,8 +93,8 @@ class DistributedDlrm {
   void set_exchange(EmbeddingExchange* exchange);
   int64_t iteration() const { return iteration_; }
 
-  Mlp& bottom() { return bottom_; }
-  Mlp& top() { return top_; }
+  Mlp& bottom() { return tower_.bottom; }
+  Mlp& top() { return tower_.top; }
   // This rank's shards, in plan.rank_shards[rank] order.
   size_t shard_count() const { return shards_.size(); }
   int shard_id(size_t i) const { return shard_ids_[i]; }
@@ -123,7 +123,7 @@ class DistributedDlrm {
   EmbeddingExchange* exchange_ = &default_exchange_;
   int64_t iteration_ = 0;
 
-  Mlp bottom_, top_;
+  DenseTower tower_;
   std::vector<int> shard_ids_;
   std::vector<EmbeddingShard> shards_;
   std::vector<SparseGrad> shard_grads_;
@@ -139,8 +139,6 @@ class DistributedDlrm {
   // Buffers of the step in flight.
   std::vector<float> send_, recv_;
   std::vector<int32_t> len_send_, len_recv_, idx_send_, idx_recv_;
-  Mlp::Saved bottom_saved_, top_saved_;
-  std::vector<float> t_, r_, logits_, dlogits_, dr_, dt_, dx_;
   std::vector<float> reduce_;  // MLP gradients, then replicated tables' dense gradients
   std::vector<std::vector<float>> square_sums_;  // per local shard
 };

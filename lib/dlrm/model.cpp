@@ -143,10 +143,7 @@ void OptimizerConfig::validate() const {
 
 Dlrm::Dlrm(const DlrmConfig& config, uint64_t seed) : config_(config) {
   config_.validate();
-  bottom_ =
-      Mlp(config_.dense_features, config_.bottom_layers, /*relu_last=*/true, seed, kBottomTensor);
-  top_ =
-      Mlp(config_.interaction_width(), config_.top_layers, /*relu_last=*/false, seed, kTopTensor);
+  tower_ = DenseTower(config_, seed);
   for (int t = 0; t < config_.tables(); ++t) {
     const int64_t rows = config_.table_rows[static_cast<size_t>(t)];
     tables_.emplace_back(t, rows, config_.embedding_dim, 0, rows, 0, config_.embedding_dim, seed,
@@ -156,7 +153,7 @@ Dlrm::Dlrm(const DlrmConfig& config, uint64_t seed) : config_(config) {
 }
 
 size_t Dlrm::parameter_count() const {
-  size_t n = bottom_.parameters().size() + top_.parameters().size();
+  size_t n = tower_.bottom.parameters().size() + tower_.top.parameters().size();
   for (const auto& t : tables_) n += t.weights().size();
   return n;
 }
@@ -165,58 +162,40 @@ void Dlrm::forward_internal(const Batch& batch) {
   check_batch(config_, batch);
   const int n = batch.size, F = config_.features(), d = config_.embedding_dim;
   const size_t ld = static_cast<size_t>(F) * d;
-  const float* x = bottom_.forward(batch.dense.data(), n, bottom_saved_);
-  t_.resize(static_cast<size_t>(n) * ld);
-  for (int b = 0; b < n; ++b)
-    std::copy(x + static_cast<size_t>(b) * d, x + static_cast<size_t>(b + 1) * d,
-              t_.data() + b * ld);
+  float* features = tower_.begin_forward(batch.dense.data(), n);
   for (int t = 0; t < config_.tables(); ++t)
     tables_[static_cast<size_t>(t)].forward(batch.tables[static_cast<size_t>(t)], 0, n,
-                                            t_.data() + static_cast<size_t>(1 + t) * d, ld);
-  r_.resize(static_cast<size_t>(n) * config_.interaction_width());
-  interaction_forward(t_.data(), n, F, d, r_.data());
-  const float* z = top_.forward(r_.data(), n, top_saved_);
-  logits_.assign(z, z + n);
+                                            features + static_cast<size_t>(1 + t) * d, ld);
+  tower_.finish_forward(n);
 }
 
 void Dlrm::forward(const Batch& batch, std::span<float> logits) {
   forward_internal(batch);
-  if (logits.size() != logits_.size())
+  if (logits.size() != tower_.logits().size())
     throw std::invalid_argument("Dlrm::forward: logits span has the wrong size");
-  std::copy(logits_.begin(), logits_.end(), logits.begin());
+  std::copy(tower_.logits().begin(), tower_.logits().end(), logits.begin());
 }
 
 double Dlrm::forward_backward(const Batch& batch) {
   forward_internal(batch);
   const int n = batch.size, F = config_.features(), d = config_.embedding_dim;
   const size_t ld = static_cast<size_t>(F) * d;
-  dlogits_.resize(static_cast<size_t>(n));
-  const double loss = bce_with_logits(logits_.data(), batch.labels.data(), n, dlogits_.data());
-  bottom_.zero_gradients();
-  top_.zero_gradients();
-  dr_.resize(r_.size());
-  top_.backward(r_.data(), top_saved_, dlogits_.data(), dr_.data());
-  dt_.resize(t_.size());
-  interaction_backward(t_.data(), dr_.data(), n, F, d, dt_.data());
-  dx_.resize(static_cast<size_t>(n) * d);
-  for (int b = 0; b < n; ++b)
-    std::copy(dt_.data() + b * ld, dt_.data() + b * ld + d,
-              dx_.data() + static_cast<size_t>(b) * d);
-  bottom_.backward(batch.dense.data(), bottom_saved_, dx_.data(), nullptr);
+  const double loss = tower_.backward(batch.dense.data(), batch.labels.data(), n);
+  const float* dt = tower_.feature_gradients();
   for (int t = 0; t < config_.tables(); ++t) {
     const EmbeddingShard& table = tables_[static_cast<size_t>(t)];
     SparseGrad& g = grads_[static_cast<size_t>(t)];
     table.begin_backward(g);
-    table.backward(batch.tables[static_cast<size_t>(t)], 0, n,
-                   dt_.data() + static_cast<size_t>(1 + t) * d, ld, g);
+    table.backward(batch.tables[static_cast<size_t>(t)], 0, n, dt + static_cast<size_t>(1 + t) * d,
+                   ld, g);
   }
   return loss;
 }
 
 void Dlrm::apply(const OptimizerConfig& opt, float scale) {
   opt.validate();
-  bottom_.sgd(opt.mlp_lr, scale);
-  top_.sgd(opt.mlp_lr, scale);
+  tower_.bottom.sgd(opt.mlp_lr, scale);
+  tower_.top.sgd(opt.mlp_lr, scale);
   for (size_t t = 0; t < tables_.size(); ++t) {
     if (opt.embedding == EmbeddingOptimizer::sgd) {
       tables_[t].sgd(grads_[t], opt.embedding_lr, scale);

@@ -60,6 +60,7 @@
 #include <vector>
 
 #include "dlrm/layers.hpp"
+#include "dlrm/tower.hpp"
 
 namespace paralab::dlrm {
 
@@ -118,10 +119,10 @@ class Dlrm {
   Dlrm(const DlrmConfig& config, uint64_t seed);
 
   const DlrmConfig& config() const { return config_; }
-  Mlp& bottom() { return bottom_; }
-  Mlp& top() { return top_; }
-  const Mlp& bottom() const { return bottom_; }
-  const Mlp& top() const { return top_; }
+  Mlp& bottom() { return tower_.bottom; }
+  Mlp& top() { return tower_.top; }
+  const Mlp& bottom() const { return tower_.bottom; }
+  const Mlp& top() const { return tower_.top; }
   EmbeddingShard& table(int t) { return tables_[static_cast<size_t>(t)]; }
   const EmbeddingShard& table(int t) const { return tables_[static_cast<size_t>(t)]; }
   // The sparse gradients of the last forward_backward, one per table.
@@ -129,8 +130,8 @@ class Dlrm {
   size_t parameter_count() const;
   // Per-sample results independent of the batch (Mlp::set_batch_invariant).
   void set_batch_invariant(bool on) {
-    bottom_.set_batch_invariant(on);
-    top_.set_batch_invariant(on);
+    tower_.bottom.set_batch_invariant(on);
+    tower_.top.set_batch_invariant(on);
   }
 
   // Logits of a batch (labels unused).
@@ -143,18 +144,15 @@ class Dlrm {
   // forward_backward, then apply with scale 1 / batch; returns the mean loss.
   double train_step(const Batch& batch, const OptimizerConfig& opt);
   // The last forward's logits.
-  std::span<const float> logits() const { return logits_; }
+  std::span<const float> logits() const { return tower_.logits(); }
 
  private:
   void forward_internal(const Batch& batch);
 
   DlrmConfig config_;
-  Mlp bottom_, top_;
+  DenseTower tower_;
   std::vector<EmbeddingShard> tables_;
   std::vector<SparseGrad> grads_;
-  // Activations and gradients of the batch in flight.
-  Mlp::Saved bottom_saved_, top_saved_;
-  std::vector<float> t_, r_, logits_, dlogits_, dr_, dt_, dx_;
   std::vector<float> square_sums_;
 };
 
