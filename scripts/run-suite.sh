@@ -66,9 +66,17 @@ run_bf16_train() {
     --y heldout_loss,loss,lost_fraction --smooth 10 --floor -o "$out/bf16_train_curves.png"
 }
 
+# DLRM with a compressed embedding all-to-all: a small Criteo-like model, four codecs.
+run_dlrm_a2a() {
+  paralab_mpirun -np "$PARALAB_RANKS" "$bin/dlrm_a2a" --model criteo-kaggle --max-rows 10000 \
+    --batch 512 --steps 100 --eval-every 50 --codec none,fp16,int8,quantize_huffman \
+    -o "$out/dlrm_a2a.h5"
+}
+
 run_comm_bench
 run_ring_attention
 run_bf16_train
+run_dlrm_a2a
 run_kernels_bench
 
 echo
