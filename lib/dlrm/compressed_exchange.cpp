@@ -32,6 +32,7 @@ void CompressedExchangeConfig::validate() const {
   if (!(link_bytes_per_s > 0) || !std::isfinite(link_bytes_per_s))
     throw UsageError("compressed exchange: the link rate must be positive");
   if (threads < 1) throw UsageError("compressed exchange: threads must be >= 1");
+  if (decide_every < 1) throw UsageError("compressed exchange: decide_every must be >= 1");
   if (codec.automatic && candidates.empty())
     throw UsageError("compressed exchange: auto needs at least one candidate codec");
 }
@@ -118,6 +119,11 @@ void CompressedExchange::run(comm::Communicator& comm, const ExchangeLayout& lay
       layout.send_blocks.size() != n || layout.recv_blocks.size() != n)
     throw std::invalid_argument("compressed exchange: buffers or layout do not match");
 
+  // Auto decides afresh on the first call and every decide_every calls.
+  const size_t dir = direction == Direction::forward ? 0 : 1;
+  if (calls_[dir]++ % config_.decide_every == 0)
+    chosen_[dir].assign(static_cast<size_t>(tables_), -1);
+
   // 1. Compress every block, peer by peer.
   peer_bytes_.resize(n);
   std::string failure;
@@ -135,10 +141,15 @@ void CompressedExchange::run(comm::Communicator& comm, const ExchangeLayout& lay
         params.threads = config_.threads;
         const Stopwatch clock;
         if (config_.codec.automatic) {
-          const compress::Estimate e = compress::estimate(in, rows, cols, params.bound);
-          params.codec = compress::choose_codec(e, config_.link_bytes_per_s, config_.throughputs,
-                                                config_.candidates)
-                             .codec;
+          int& chosen = chosen_[dir][static_cast<size_t>(b.table)];
+          if (chosen < 0) {
+            const compress::Estimate e = compress::estimate(in, rows, cols, params.bound);
+            chosen =
+                static_cast<int>(compress::choose_codec(e, config_.link_bytes_per_s,
+                                                        config_.throughputs, config_.candidates)
+                                     .codec);
+          }
+          params.codec = static_cast<compress::Codec>(chosen);
         } else {
           params.codec = config_.codec.codec;
         }

@@ -68,6 +68,11 @@ struct CompressedExchangeConfig {
   kernels::compress::Throughputs throughputs = kernels::compress::default_throughputs();
   std::vector<kernels::compress::Codec> candidates{kernels::compress::kBoundedCodecs.begin(),
                                                    kernels::compress::kBoundedCodecs.end()};
+  // Auto: a table's codec is decided on its first block, from a sampled
+  // estimate, and kept for this many calls per direction (the estimate costs
+  // about as much as compressing a small block, so deciding every call would
+  // eat the saving).
+  int decide_every = 50;
   bool measure_error = false;  // max |error| per table on the sender (costs a decode)
   int threads = 1;             // compress/decompress threads
   // Test hook: called with each peer's compressed bytes before they are sent.
@@ -131,6 +136,10 @@ class CompressedExchange : public EmbeddingExchange {
   std::vector<std::vector<std::byte>> peer_bytes_;
   std::vector<std::byte> send_bytes_, recv_bytes_;
   std::vector<float> check_;
+  // Auto: the codec each table uses per direction (-1: not decided), and the
+  // calls made per direction.
+  std::array<std::vector<int>, 2> chosen_;
+  std::array<int64_t, 2> calls_{};
 };
 
 }  // namespace paralab::dlrm

@@ -143,6 +143,34 @@ TEST(DlrmCompressedExchange, EveryValueWithinItsBound) {
   }
 }
 
+// Auto keeps each table's codec for decide_every calls: one codec per table
+// and direction over the calls in between, decided again afterwards.
+TEST(DlrmCompressedExchange, AutoKeepsItsChoiceBetweenDecisions) {
+  auto comm = comm::make_mpi_communicator(MPI_COMM_WORLD);
+  const int n = comm->size(), rank = comm->rank();
+  const DlrmConfig c = small_config(7);
+  const ShardingPlan plan = plan_sharding(c, n, mixed_planner());
+  const ExchangeLayout layout = forward_exchange_layout(plan, split_batch(57, n), rank);
+  CompressedExchangeConfig cfg;
+  cfg.codec = parse_codec_choice("auto");
+  cfg.policy.forward_base = {compress::ErrorBound::absolute, 2e-3};
+  cfg.link_bytes_per_s = 1e8;
+  cfg.decide_every = 4;
+  CompressedExchange ex(c.tables(), cfg);
+  for (int64_t it = 0; it < 4; ++it) {
+    // Different data every call; the choice made at call 0 stays.
+    const std::vector<float> send = zipf_like(layout, rank, 100 + static_cast<uint64_t>(it));
+    exchange(*comm, layout, send, ex, Direction::forward, it);
+  }
+  for (const TableExchangeStats& t : ex.total(Direction::forward).tables) {
+    size_t codecs_used = 0;
+    for (size_t blocks : t.codec_blocks) codecs_used += blocks > 0 ? 1 : 0;
+    EXPECT_LE(codecs_used, 1u);
+  }
+  cfg.decide_every = 0;
+  EXPECT_THROW(cfg.validate(), UsageError);
+}
+
 DlrmConfig zipf_config() {
   DlrmConfig c;
   c.dense_features = 8;
