@@ -20,6 +20,20 @@
 
 namespace paralab::model::test {
 
+// The small model the training, checkpoint and data-parallel tests share:
+// two layers, d 32, GQA 4:2, vocabulary 16, `context` tokens.
+inline ModelConfig small_model(int context) {
+  ModelConfig c;
+  c.vocab = 16;
+  c.layers = 2;
+  c.d_model = 32;
+  c.heads = 4;
+  c.kv_heads = 2;
+  c.ffn = 64;
+  c.context = context;
+  return c;
+}
+
 inline std::vector<float> random_vector(size_t n, uint64_t seed, float scale = 1.0f) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<float> dist(-scale, scale);

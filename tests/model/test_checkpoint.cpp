@@ -16,6 +16,7 @@
 #include "model/data.hpp"
 #include "model/data_parallel.hpp"
 #include "model/trainer.hpp"
+#include "model_test_support.hpp"
 #include "results/writer.hpp"
 
 namespace paralab::model {
@@ -24,15 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 
 ModelConfig config() {
-  ModelConfig c;
-  c.vocab = 16;
-  c.layers = 2;
-  c.d_model = 32;
-  c.heads = 4;
-  c.kv_heads = 2;
-  c.ffn = 64;
-  c.context = 16;
-  return c;
+  return test::small_model(16);
 }
 
 constexpr int kBatch = 4, kSeq = 16;

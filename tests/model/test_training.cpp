@@ -23,15 +23,7 @@ bool verbose() {
 }
 
 ModelConfig markov_config() {
-  ModelConfig c;
-  c.vocab = 16;
-  c.layers = 2;
-  c.d_model = 32;
-  c.heads = 4;
-  c.kv_heads = 2;
-  c.ffn = 64;
-  c.context = 32;
-  return c;
+  return small_model(32);
 }
 
 constexpr int kBatch = 8, kSeq = 32;

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <vector>
 
+#include "../model/model_test_support.hpp"
 #include "comm/comm.hpp"
 #include "core/errors.hpp"
 #include "model/data.hpp"
@@ -18,15 +19,7 @@ namespace paralab::model {
 namespace {
 
 ModelConfig small_config() {
-  ModelConfig c;
-  c.vocab = 16;
-  c.layers = 2;
-  c.d_model = 32;
-  c.heads = 4;
-  c.kv_heads = 2;
-  c.ffn = 64;
-  c.context = 16;
-  return c;
+  return test::small_model(16);
 }
 
 constexpr int kSeq = 16;
