@@ -176,18 +176,9 @@ dlrm::DlrmConfig model_of(const Options& o) {
 }
 
 dlrm::PlannerOptions planner_of(const Options& o, const dlrm::DlrmConfig& c) {
+  if (o.sharding == "mixed") return dlrm::mixed_planner_options(c);
   dlrm::PlannerOptions p;
-  if (o.sharding != "mixed") {
-    p.type = dlrm::parse_sharding(o.sharding);
-    return p;
-  }
-  // Mixed: tables of at most 1% of the largest replicated, those of at least
-  // a quarter of it row-wise, the rest table-wise.
-  const int64_t largest = *std::max_element(c.table_rows.begin(), c.table_rows.end());
-  p.data_parallel_max_rows = largest / 100;
-  for (int64_t rows : c.table_rows)
-    p.per_table.push_back(4 * rows >= largest ? dlrm::ShardingType::row_wise
-                                              : dlrm::ShardingType::table_wise);
+  p.type = dlrm::parse_sharding(o.sharding);
   return p;
 }
 

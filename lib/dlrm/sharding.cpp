@@ -230,4 +230,15 @@ ExchangeLayout forward_exchange_layout(const ShardingPlan& plan, const BatchSpli
   return l;
 }
 
+PlannerOptions mixed_planner_options(const DlrmConfig& config) {
+  // One type per table (per_table takes precedence over data_parallel_max_rows).
+  PlannerOptions p;
+  const int64_t largest = *std::max_element(config.table_rows.begin(), config.table_rows.end());
+  for (int64_t rows : config.table_rows)
+    p.per_table.push_back(100 * rows <= largest ? ShardingType::data_parallel
+                          : 4 * rows >= largest ? ShardingType::row_wise
+                                                : ShardingType::table_wise);
+  return p;
+}
+
 }  // namespace paralab::dlrm

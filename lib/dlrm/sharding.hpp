@@ -105,6 +105,11 @@ struct PlannerOptions {
   ShardCost cost = ShardCost::lookups;
 };
 
+// A mixed plan by table size, as production DLRM planners do: tables of at
+// most 1% of the largest table's rows replicated (no exchange), those of at
+// least a quarter of it split row-wise, the rest whole on one rank.
+PlannerOptions mixed_planner_options(const DlrmConfig& config);
+
 // Throws UsageError for a bad config, per_table of the wrong length, or
 // shard counts above the ranks. Shard counts are capped by the rows or
 // columns there are.

@@ -120,6 +120,23 @@ TEST(DlrmSharding, MixedAndReplicated) {
   EXPECT_EQ(parse_sharding("data_parallel"), ShardingType::data_parallel);
 }
 
+TEST(DlrmSharding, MixedPlanByTableSize) {
+  DLRM_SINGLE_PROCESS();
+  DlrmConfig c = small_config(7);
+  // Largest 10000 rows: at most 100 replicated, at least 2500 row-wise.
+  c.table_rows = {10000, 50, 3000, 2000, 120};
+  c.pooling.assign(c.table_rows.size(), 1);
+  const PlannerOptions o = mixed_planner_options(c);
+  EXPECT_EQ(o.per_table,
+            (std::vector<ShardingType>{ShardingType::row_wise, ShardingType::data_parallel,
+                                       ShardingType::row_wise, ShardingType::table_wise,
+                                       ShardingType::table_wise}));
+  const ShardingPlan plan = plan_sharding(c, 3, o);
+  EXPECT_EQ(plan.tables[1].type, ShardingType::data_parallel);
+  EXPECT_EQ(plan.tables[0].type, ShardingType::row_wise);
+  EXPECT_EQ(plan.tables[3].type, ShardingType::table_wise);
+}
+
 TEST(DlrmSharding, GreedyBalances) {
   DLRM_SINGLE_PROCESS();
   // Criteo table-wise by memory on 4 ranks: the greedy keeps every rank
