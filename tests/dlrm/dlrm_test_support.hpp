@@ -13,6 +13,8 @@
 #include <span>
 #include <vector>
 
+#include "../common/gradient_check.hpp"
+
 #include "dlrm/model.hpp"
 
 namespace paralab::dlrm::test {
@@ -35,20 +37,8 @@ inline int world_rank() {
   }                                              \
   static_assert(true)
 
-inline std::vector<float> random_vector(size_t n, uint64_t seed, float scale = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> dist(-scale, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
-// sum_i r[i] * y[i] in double.
-inline double dot(std::span<const float> r, std::span<const float> y) {
-  double s = 0;
-  for (size_t i = 0; i < r.size(); ++i) s += double{r[i]} * y[i];
-  return s;
-}
+using ::paralab::test::dot;
+using ::paralab::test::random_vector;
 
 // Central difference of f in x[i] with step h (the FP32 step actually
 // taken); x[i] restored.

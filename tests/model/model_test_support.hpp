@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "../common/gradient_check.hpp"
+
 #include "model/config.hpp"
 #include "model/parameters.hpp"
 
@@ -34,21 +36,8 @@ inline ModelConfig small_model(int context) {
   return c;
 }
 
-inline std::vector<float> random_vector(size_t n, uint64_t seed, float scale = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> dist(-scale, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
-// sum_i r[i] * y[i] in double: the scalar objective whose gradient with
-// respect to y is r, so backward(dy = r) must give d(objective)/d(inputs).
-inline double dot(std::span<const float> r, std::span<const float> y) {
-  double s = 0;
-  for (size_t i = 0; i < r.size(); ++i) s += double{r[i]} * y[i];
-  return s;
-}
+using ::paralab::test::dot;
+using ::paralab::test::random_vector;
 
 // (f(x + h) - f(x - h)) / (the FP32 step actually taken), x restored.
 inline double central_difference(const std::function<float()>& get,
