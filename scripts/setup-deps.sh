@@ -15,10 +15,17 @@ packages=(
   python3 python3-h5py python3-matplotlib python3-numpy
   clang-format
   fortunes  # the byte-level text corpus of bf16_train (/usr/share/games/fortunes)
+  libzfp-dev  # compress_peers: ZFP, a peer of our compressor (issue 5)
+  clang libclang-rt-dev libomp-dev  # tests/fuzz: libFuzzer, the sanitizers, OpenMP for clang
+  python3-pip  # installs pysz below
 )
 if [[ "${1:-}" == "--slurm" ]]; then
   packages+=(slurm-wlm munge)
 fi
+
+# Python packages Debian does not ship, from PyPI into the system python3
+# (the one scripts run with): pysz, SZ3's own bindings (scripts/compress_peers.py).
+python_packages=(pysz)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -26,14 +33,29 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
-if ((${#missing[@]} == 0)); then
+missing_python=()
+for p in "${python_packages[@]}"; do
+  if ! /usr/bin/python3 -c "import $p" 2>/dev/null; then
+    missing_python+=("$p")
+  fi
+done
+if ((${#missing[@]} == 0 && ${#missing_python[@]} == 0)); then
   exit 0
 fi
 
-echo "setup-deps: installing ${missing[*]}"
 sudo=""
 if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if ((${#missing[@]} > 0)); then
+  echo "setup-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ((${#missing_python[@]} > 0)); then
+  echo "setup-deps: installing ${missing_python[*]} (pip)"
+  # Debian marks its python3 externally managed; these packages touch none of its own.
+  # Not fatal: only scripts use them, and they say what is missing.
+  $sudo /usr/bin/python3 -m pip install -q --break-system-packages "${missing_python[@]}" ||
+    echo "setup-deps: warning: pip could not install ${missing_python[*]}"
+fi
 echo "setup-deps: done"

@@ -19,8 +19,6 @@
 
 namespace paralab::kernels::cpu {
 
-namespace detail = cpu::detail;
-
 namespace {
 
 // Below this many elements per thread, starting a parallel region costs more

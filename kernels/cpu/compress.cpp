@@ -92,10 +92,15 @@ bool known(Codec codec) {
   return static_cast<uint8_t>(codec) < kCodecs;
 }
 
-// Whether rows x dim float values fit in size_t bytes.
+// Whether rows x dim float values, and one float per row (the int8 codec's
+// scales), fit in size_t bytes. Without the per-row bound, a header with dim
+// 0 and rows >= 2^62 passed, 4 x rows wrapped to 0 bytes of scales, and
+// int8's decoder read scales past the stream (found by tests/fuzz).
 bool shape_fits(uint64_t rows, uint64_t dim) {
+  constexpr uint64_t max_floats = std::numeric_limits<size_t>::max() / sizeof(float);
+  if (rows > max_floats || dim > max_floats) return false;
   if (rows == 0 || dim == 0) return true;
-  return rows <= std::numeric_limits<size_t>::max() / sizeof(float) / dim;
+  return rows <= max_floats / dim;
 }
 
 // --- CRC32C ----------------------------------------------------------------------------
