@@ -151,6 +151,18 @@ const std::vector<HardwareProfile>& builtin_profiles() {
            "Grand Teton Inference: 8x H100 per node, NVLink, 100 Gb/s TCP per GPU, ~3 GB/s "
            "achieved (CP paper)",
            kTcp100),
+      // Two generic GPU clusters for dlrm_a2a's simulate mode (issue 5):
+      // H100-class nodes of 8 GPUs, one NIC per GPU; only the inter-node
+      // link differs. Sources and assumptions: docs/sim.md ("Cluster
+      // profiles for dlrm_a2a").
+      h100("cluster-100g-tcp",
+           "8x H100 per node, NVLink, 100 Gb/s TCP per GPU: 12.5 GB/s line rate, ~70% "
+           "achieved (8.75 GB/s), alpha 30 us",
+           LinkModel{"tcp-100g-eff", 30e-6, 1.0 / 8.75e9}),
+      h100("cluster-400g-rdma",
+           "8x H100 per node, NVLink, 400 Gb/s RDMA per GPU: 50 GB/s line rate, ~80% achieved "
+           "(40 GB/s), alpha 4 us",
+           LinkModel{"rdma-400g-eff", 4e-6, 1.0 / 40e9}),
   };
   return profiles;
 }

@@ -46,7 +46,8 @@ struct HardwareProfile {
   const LinkModel& link_between(int rank_a, int rank_b) const;
 };
 
-// The built-in profiles: "h100-gtt" and "h100-gti".
+// The built-in profiles: "h100-gtt" and "h100-gti" (the ring-attention paper's clusters),
+// "cluster-100g-tcp" and "cluster-400g-rdma" (8-GPU nodes for the DLRM exchange; docs/sim.md).
 const std::vector<HardwareProfile>& builtin_profiles();
 std::vector<std::string> builtin_profile_names();
 

@@ -47,7 +47,9 @@ TEST(Hardware, BuiltinProfilesCarryThePapersNumbers) {
   const HardwareProfile gti = find_profile("h100-gti");
   EXPECT_DOUBLE_EQ(gti.inter_node.bandwidth_bytes_per_s(), 3e9);  // the paper's achieved TCP
   EXPECT_EQ(gti.intra_node.beta_s_per_byte, gtt.intra_node.beta_s_per_byte);
-  EXPECT_EQ(builtin_profile_names(), (std::vector<std::string>{"h100-gtt", "h100-gti"}));
+  EXPECT_EQ(
+      builtin_profile_names(),
+      (std::vector<std::string>{"h100-gtt", "h100-gti", "cluster-100g-tcp", "cluster-400g-rdma"}));
 }
 
 TEST(Hardware, LinkBetweenRanksDependsOnTheNode) {
