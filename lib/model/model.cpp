@@ -24,6 +24,11 @@ std::vector<std::unique_ptr<TransformerLayer>> make_layers(Parameters& params,
 
 }  // namespace
 
+double initial_std(const ModelConfig& config, std::string_view name) {
+  const bool residual = name.ends_with(".wo") || name.ends_with(".w_down");
+  return residual ? config.init_std / std::sqrt(2.0 * config.layers) : config.init_std;
+}
+
 Model::Model(const ModelConfig& config, Precision precision, uint64_t seed)
     : config_(validated(config)),
       precision_(precision),
@@ -40,12 +45,9 @@ Model::Model(const ModelConfig& config, Precision precision, uint64_t seed)
 // (Wo, Wd) scaled by 1/sqrt(2 layers) so the stream's variance does not grow
 // with depth; gains stay 1 (set by RmsNorm).
 void Model::initialise(uint64_t seed) {
-  const double std = config_.init_std;
-  const double residual_std = std / std::sqrt(2.0 * config_.layers);
   for (Parameter& p : params_) {
     if (!p.decays()) continue;  // gains
-    const bool residual = p.name().ends_with(".wo") || p.name().ends_with(".w_down");
-    params_.init_normal(p, seed, residual ? residual_std : std);
+    params_.init_normal(p, seed, initial_std(config_, p.name()));
   }
 }
 

@@ -84,6 +84,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "model/attention.hpp"
@@ -94,6 +95,12 @@
 #include "model/precision.hpp"
 
 namespace paralab::model {
+
+// The standard deviation of the initial N(0, std^2) values of the matrix
+// `name` (the initialisation rule above): init_std, divided by
+// sqrt(2 * layers) for the output projections Wo and Wd. Sharded trainers
+// (lib/parallel) use it to initialise their slices like Model does.
+double initial_std(const ModelConfig& config, std::string_view name);
 
 class Model {
  public:
