@@ -73,10 +73,22 @@ run_dlrm_a2a() {
     -o "$out/dlrm_a2a.h5"
 }
 
+# 4D-parallel training with workload-balanced packing: the three packings on
+# the same long-tailed documents, trained for real over all ranks (context-
+# parallel, first step checked against the single-rank model), then the
+# paper's configurations and imbalance table simulated on H100 profiles.
+run_wlb_4d() {
+  paralab_mpirun -np "$PARALAB_RANKS" "$bin/wlb_4d" --cp "$PARALAB_RANKS" --layers 2 --d-model 128 \
+    --heads 2 --kv-heads 2 --ffn 256 --context 2048 --steps 6 --threads 1 --check \
+    -o "$out/wlb_4d.h5"
+  "$bin/wlb_4d" --mode simulate --steps 32 -o "$out/wlb_4d_sim.h5"
+}
+
 run_comm_bench
 run_ring_attention
 run_bf16_train
 run_dlrm_a2a
+run_wlb_4d
 run_kernels_bench
 
 echo
