@@ -11,6 +11,7 @@
 #include "core/errors.hpp"
 #include "core/timer.hpp"
 #include "harness/table.hpp"
+#include "kernels/attention.hpp"
 #include "kernels/threads.hpp"
 #include "model/data.hpp"
 #include "model/model.hpp"
@@ -32,7 +33,8 @@ class DocumentText {
   // The packed sequence of one micro-batch and its CP shards. An empty
   // micro-batch (the packer had nothing for it) becomes one uncounted token.
   parallel::TrainMicroBatch micro_batch(const packing::MicroBatch& mb, int cp,
-                                        packing::CpSharding sharding) const {
+                                        packing::CpSharding sharding,
+                                        const packing::KernelEfficiency& efficiency) const {
     parallel::TrainMicroBatch out;
     for (const packing::Document& doc : mb.docs) {
       // A piece of a cut document: tokens [offset, offset + length) of its text.
@@ -53,13 +55,54 @@ class DocumentText {
       return out;
     }
     out.doc_starts = mb.doc_starts();
-    out.shards = packing::shard(mb, cp, sharding);
+    out.shards = packing::shard(mb, cp, sharding, &efficiency);
     return out;
   }
 
  private:
   model::MarkovSource source_;
 };
+
+// The attention kernel's throughput by query-chunk length on this machine,
+// relative to the best: causal self-attention of q tokens (the diagonal block
+// a chunk of a per-document split computes), q = 32 .. context, timed on
+// every rank at once; rank 0's curve, broadcast. The adaptive CP sharding
+// predicts each split's latency from it.
+packing::KernelEfficiency measure_chunk_efficiency(const Options& o, MPI_Comm comm) {
+  const model::ModelConfig config = model_config_of(o);
+  kernels::AttentionArgs args;
+  args.shape.H = config.heads;
+  args.shape.H_kv = config.kv_heads;
+  args.shape.D = config.head_dim();
+  args.mask.causal = true;
+  std::vector<double> lengths, rates;
+  for (int64_t q = 32; q <= o.context; q *= 2) {
+    args.shape.T = args.shape.S = static_cast<int>(q);
+    const size_t n = static_cast<size_t>(q) * config.heads * config.head_dim();
+    const size_t n_kv = static_cast<size_t>(q) * config.kv_heads * config.head_dim();
+    std::vector<float> qv(n, 0.01f), k(n_kv, 0.02f), v(n_kv, 0.03f), out(n);
+    std::vector<float> lse(static_cast<size_t>(q) * config.heads);
+    // Enough repeats that a short chunk is timed over a millisecond or more.
+    const int repeats = static_cast<int>(std::max<int64_t>(3, 65536 / q));
+    double best = 1e30;
+    for (int trial = 0; trial < 3; ++trial) {
+      MPI_Barrier(comm);
+      Stopwatch watch;
+      for (int r = 0; r < repeats; ++r)
+        kernels::cpu::attention_forward(args, qv.data(), k.data(), v.data(), out.data(),
+                                        lse.data());
+      best = std::min(best, watch.seconds() / repeats);
+    }
+    lengths.push_back(static_cast<double>(q));
+    rates.push_back(kernels::attention_forward_flops(args) / best);
+  }
+  MPI_Bcast(rates.data(), static_cast<int>(rates.size()), MPI_DOUBLE, 0, comm);
+  const double top = *std::max_element(rates.begin(), rates.end());
+  packing::KernelEfficiency efficiency;
+  for (size_t i = 0; i < rates.size(); ++i)
+    efficiency.points.push_back({lengths[i], rates[i] / top});
+  return efficiency;
+}
 
 // W(d) fitted to this machine: one layer's forward and backward on a single
 // document of d tokens, timed on every rank at once (as in training); rank
@@ -121,12 +164,21 @@ struct PackingRun {
   std::vector<double> loss, step_s, bubble_s, pack_s, imbalance, latency_imbalance;
   std::vector<double> compute_s, tp_comm_s, cp_comm_s, pp_comm_s, dp_comm_s;
   std::vector<int64_t> tokens, micro_batch_tokens_max;
+  std::vector<double> flops;  // model FLOPs of the step (Model::train_flops of its micro-batches)
   packing::DelayStats delay;
   double tokens_per_s() const {
     const double t = std::accumulate(step_s.begin(), step_s.end(), 0.0);
     return t > 0
                ? static_cast<double>(std::accumulate(tokens.begin(), tokens.end(), int64_t{0})) / t
                : 0;
+  }
+  // Model FLOP/s: throughput at equal work. Packings train different
+  // documents in a window of steps, and whole documents cost more attention
+  // per token than the pieces plain packing cuts, so tokens/s alone favours
+  // whoever trained the cheaper tokens.
+  double flops_per_s() const {
+    const double t = std::accumulate(step_s.begin(), step_s.end(), 0.0);
+    return t > 0 ? std::accumulate(flops.begin(), flops.end(), 0.0) / t : 0;
   }
   static double mean(const std::vector<double>& v) {
     return v.empty() ? 0 : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
@@ -193,6 +245,17 @@ Table make_table(const World& world) {
                        {"pack", "(ms)", 7}});
 }
 
+double step_flops(const Options& o, std::span<const parallel::TrainMicroBatch> batch) {
+  double flops = 0;
+  for (const auto& mb : batch) {
+    const std::vector<int64_t>* starts = &mb.doc_starts;
+    flops += model::train_flops(model_config_of(o),
+                                {1, static_cast<int>(mb.tokens.size()), mb.tokens, mb.targets,
+                                 std::span<const std::vector<int64_t>>(starts, 1)});
+  }
+  return flops;
+}
+
 // --check: the first step's loss and gradients on the 4D engine against the
 // single-rank model on the same micro-batches (every rank computes both).
 void check_against_single_rank(const Options& o, uint64_t seed, parallel::Engine4D& engine,
@@ -235,7 +298,8 @@ void check_against_single_rank(const Options& o, uint64_t seed, parallel::Engine
 }
 
 PackingRun train_packing(App& app, const Options& o, PackingKind kind,
-                         const packing::WorkloadModel& workload, const DocumentText& text,
+                         const packing::WorkloadModel& workload,
+                         const packing::KernelEfficiency& efficiency, const DocumentText& text,
                          const Table& table) {
   World& world = app.world();
   const uint64_t seed = app.common().seed;
@@ -251,7 +315,7 @@ PackingRun train_packing(App& app, const Options& o, PackingKind kind,
     packing::Step step = steps.next();
     std::vector<parallel::TrainMicroBatch> batch;
     for (const packing::MicroBatch& mb : step.micro_batches)
-      batch.push_back(text.micro_batch(mb, o.cp, run.sharding));
+      batch.push_back(text.micro_batch(mb, o.cp, run.sharding, efficiency));
     if (s == 0 && check) check_against_single_rank(o, seed, engine, batch);
     const parallel::StepReport r = engine.train_step(batch, o.lr, o.clip);
     const std::vector<double> latency =
@@ -273,6 +337,7 @@ PackingRun train_packing(App& app, const Options& o, PackingKind kind,
     run.imbalance.push_back(packing::imbalance(step, workload));
     run.latency_imbalance.push_back(packing::latency_imbalance(latency));
     run.tokens.push_back(r.tokens);
+    run.flops.push_back(step_flops(o, batch));
     int64_t longest = 0;
     for (const auto& mb : step.micro_batches) longest = std::max(longest, mb.tokens());
     run.micro_batch_tokens_max.push_back(longest);
@@ -295,8 +360,9 @@ void print_summary(const World& world, const std::vector<PackingRun>& runs) {
     if (r.kind == PackingKind::fixed) fixed = &r;
   }
   world.printf(
-      "\n# summary: throughput = all tokens / all step time (slowest rank); steps after the "
-      "first (warm-up) count; imbalance = mean over steps\n");
+      "\n# summary: throughput = all tokens (or model FLOPs) / all step time (slowest rank); "
+      "steps after the first (warm-up) count; imbalance = mean over steps; speedups in "
+      "tokens/s and (FLOPs) at equal model work\n");
   Table t(world, {{"packing", "", 8},
                   {"sharding", "", 13},
                   {"tokens/s", "", 10},
@@ -305,9 +371,15 @@ void print_summary(const World& world, const std::vector<PackingRun>& runs) {
                   {"imbal", "W", 7},
                   {"imbal", "lat", 7},
                   {"delay", "(iter)", 7},
+                  {"GFLOP/s", "", 8},
                   {"vs plain", "", 9},
-                  {"vs fixed", "", 9}});
+                  {"vs fixed", "", 9},
+                  {"vs plain", "(FLOPs)", 9},
+                  {"vs fixed", "(FLOPs)", 9}});
   t.print_header();
+  const auto ratio = [](double a, const PackingRun* b, double (PackingRun::*rate)() const) {
+    return b ? cell("%.3fx", a / (b->*rate)()) : std::string("-");
+  };
   for (const auto& r : runs) {
     const double bubble =
         PackingRun::mean(r.bubble_s) / std::max(PackingRun::mean(r.step_s), 1e-12);
@@ -315,9 +387,11 @@ void print_summary(const World& world, const std::vector<PackingRun>& runs) {
                  cell("%.2f", 1e3 * PackingRun::mean(r.step_s)), cell("%.3f", bubble),
                  cell("%.3f", PackingRun::mean(r.imbalance)),
                  cell("%.3f", PackingRun::mean(r.latency_imbalance)),
-                 cell("%.3f", r.delay.mean_per_token),
-                 plain ? cell("%.3fx", r.tokens_per_s() / plain->tokens_per_s()) : "-",
-                 fixed ? cell("%.3fx", r.tokens_per_s() / fixed->tokens_per_s()) : "-"});
+                 cell("%.3f", r.delay.mean_per_token), cell("%.2f", 1e-9 * r.flops_per_s()),
+                 ratio(r.tokens_per_s(), plain, &PackingRun::tokens_per_s),
+                 ratio(r.tokens_per_s(), fixed, &PackingRun::tokens_per_s),
+                 ratio(r.flops_per_s(), plain, &PackingRun::flops_per_s),
+                 ratio(r.flops_per_s(), fixed, &PackingRun::flops_per_s)});
   }
 }
 
@@ -327,6 +401,7 @@ PackingRun without_first_step(PackingRun r) {
   if (r.step_s.size() < 2) return r;
   r.step_s.erase(r.step_s.begin());
   r.tokens.erase(r.tokens.begin());
+  r.flops.erase(r.flops.begin());
   return r;
 }
 
@@ -352,6 +427,9 @@ void record(App& app, const Options& o, const PackingRun& r, const PackingRun* p
   g.attr("tokens_per_s", timed.tokens_per_s());
   if (plain) g.attr("speedup_vs_plain", timed.tokens_per_s() / plain->tokens_per_s());
   if (fixed) g.attr("speedup_vs_fixed", timed.tokens_per_s() / fixed->tokens_per_s());
+  g.attr("model_flops_per_s", timed.flops_per_s());
+  if (plain) g.attr("flops_speedup_vs_plain", timed.flops_per_s() / plain->flops_per_s());
+  if (fixed) g.attr("flops_speedup_vs_fixed", timed.flops_per_s() / fixed->flops_per_s());
   g.attr("mean_imbalance", PackingRun::mean(r.imbalance));
   g.attr("mean_latency_imbalance", PackingRun::mean(r.latency_imbalance));
   g.attr("mean_delay_per_token", r.delay.mean_per_token);
@@ -368,7 +446,23 @@ void record(App& app, const Options& o, const PackingRun& r, const PackingRun* p
   series(g, "imbalance", r.imbalance, "1");
   series(g, "latency_imbalance", r.latency_imbalance, "1");
   series(g, "tokens", r.tokens, "tokens");
+  series(g, "model_flops", r.flops, "FLOP");
   series(g, "longest_micro_batch", r.micro_batch_tokens_max, "tokens");
+}
+
+// What the packers and the adaptive sharding were given, measured here.
+void record_calibration(App& app, const packing::WorkloadModel& w,
+                        const packing::KernelEfficiency& efficiency) {
+  results::Group g = app.add_group("calibration");
+  g.attr("workload_attention_coef", w.attention_coef);
+  g.attr("workload_linear_coef", w.linear_coef);
+  std::vector<double> lengths, values;
+  for (const auto& [length, value] : efficiency.points) {
+    lengths.push_back(length);
+    values.push_back(value);
+  }
+  g.dataset("chunk_length", std::span<const double>(lengths), {lengths.size()}, "tokens", "chunk");
+  g.dataset("chunk_efficiency", std::span<const double>(values), {values.size()}, "1", "chunk");
 }
 
 }  // namespace
@@ -378,6 +472,7 @@ void run_measure(App& app, const Options& o) {
   parallel::validate(grid_of(o), world.size());
   kernels::set_threads(o.threads > 0 ? o.threads : kernels::default_threads(world.local_size()));
   const packing::WorkloadModel workload = calibrate_workload(o, world.comm());
+  const packing::KernelEfficiency efficiency = measure_chunk_efficiency(o, world.comm());
   const DocumentText text(o, app.common().seed);
   app.open_results("mpi");
   world.printf(
@@ -387,11 +482,15 @@ void run_measure(App& app, const Options& o) {
       grid_of(o).describe().c_str(), kernels::threads(), o.layers, o.d_model, o.heads, o.kv_heads,
       o.ffn, o.precision.c_str(), static_cast<long long>(o.context), micro_batches_per_replica(o),
       StepSource::spec_of(o).c_str(), workload.attention_coef, workload.linear_coef);
+  std::string curve;
+  for (const auto& [length, value] : efficiency.points) curve += cell(" %.0f:%.2f", length, value);
+  world.printf("# attention efficiency by query-chunk length (measured here, for adaptive CP):%s\n",
+               curve.c_str());
   const Table table = make_table(world);
   table.print_header();
   std::vector<PackingRun> runs;
   for (PackingKind kind : packings_of(o))
-    runs.push_back(train_packing(app, o, kind, workload, text, table));
+    runs.push_back(train_packing(app, o, kind, workload, efficiency, text, table));
 
   std::vector<PackingRun> timed;
   for (const auto& r : runs) timed.push_back(without_first_step(r));
@@ -404,6 +503,7 @@ void run_measure(App& app, const Options& o) {
       if (r.kind == PackingKind::fixed) fixed = &r;
     }
     for (const auto& r : runs) record(app, o, r, plain, fixed, workload);
+    record_calibration(app, workload, efficiency);
   }
   app.finish();
 }

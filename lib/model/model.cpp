@@ -96,7 +96,10 @@ LossSum Model::run(const Batch& batch, bool gradient, double normalizer) {
 }
 
 double Model::train_flops(const Batch& batch) const {
-  const ModelConfig& c = config_;
+  return model::train_flops(config_, batch);
+}
+
+double train_flops(const ModelConfig& c, const Batch& batch) {
   const double hd = static_cast<double>(c.head_dim());
   const double per_layer = c.d_model * hd * (2.0 * c.heads + 2.0 * c.kv_heads) +
                            3.0 * c.d_model * static_cast<double>(c.ffn);

@@ -158,4 +158,8 @@ class Model {
   std::vector<bf16> scratch_;
 };
 
+// Model::train_flops without a model: what one forward_backward of a model
+// of this config costs on `batch` (a 4D engine's micro-batch, for example).
+double train_flops(const ModelConfig& config, const Batch& batch);
+
 }  // namespace paralab::model
