@@ -124,7 +124,9 @@ TEST(Lengths, BadSpecsSayWhatIsWrong) {
 
 class LengthFile : public ::testing::Test {
  protected:
-  std::string path = ::testing::TempDir() + "packing_lengths.txt";
+  // One file per test: ctest runs the tests of this fixture in parallel processes.
+  std::string path = ::testing::TempDir() + "packing_lengths_" +
+                     ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".txt";
   void write(const std::string& text) { std::ofstream(path) << text; }
   void TearDown() override { std::remove(path.c_str()); }
 };
