@@ -17,13 +17,32 @@ namespace {
 
 using detail::corrupt;
 
+// The low `length` bits of code in reverse order (1 <= length <= 32): a
+// swap network, not a loop over the bits, since tables are built per call
+// and alphabets of 5000 symbols are common at tight bounds.
 uint32_t reverse_bits(uint32_t code, int length) {
-  uint32_t reversed = 0;
-  for (int i = 0; i < length; ++i) {
-    reversed = (reversed << 1) | (code & 1u);
-    code >>= 1;
+  code = (code >> 1 & 0x55555555u) | (code & 0x55555555u) << 1;
+  code = (code >> 2 & 0x33333333u) | (code & 0x33333333u) << 2;
+  code = (code >> 4 & 0x0f0f0f0fu) | (code & 0x0f0f0f0fu) << 4;
+  code = __builtin_bswap32(code);
+  return code >> (32 - length);
+}
+
+// Sorts symbols by weight[symbol] ascending, stably (ties keep their order):
+// an LSD radix sort, a byte of the weights a pass and only as many passes as
+// the largest weight has bytes. A comparison sort of a 5000-symbol alphabet
+// cost more than quantising and coding a 64K-value matrix.
+void sort_by_weight(std::vector<uint32_t>& symbols, const std::vector<uint64_t>& weight) {
+  uint64_t largest = 0;
+  for (const uint32_t s : symbols) largest = std::max(largest, weight[s]);
+  std::vector<uint32_t> other(symbols.size());
+  for (int shift = 0; shift < 64 && (largest >> shift) != 0; shift += 8) {
+    std::array<uint32_t, 257> start{};
+    for (const uint32_t s : symbols) ++start[((weight[s] >> shift) & 0xffu) + 1];
+    std::partial_sum(start.begin(), start.end(), start.begin());
+    for (const uint32_t s : symbols) other[start[(weight[s] >> shift) & 0xffu]++] = s;
+    symbols.swap(other);
   }
-  return reversed;
 }
 
 // Depth of each leaf in Huffman's tree for weights sorted ascending, built
@@ -94,8 +113,7 @@ std::vector<uint8_t> code_lengths(std::span<const uint64_t> counts, int max_leng
   std::vector<uint64_t> sorted(used.size());
   std::vector<int> depth;
   for (;;) {
-    std::stable_sort(used.begin(), used.end(),
-                     [&](uint32_t a, uint32_t b) { return weight[a] < weight[b]; });
+    sort_by_weight(used, weight);
     for (size_t i = 0; i < used.size(); ++i) sorted[i] = weight[used[i]];
     if (huffman_depths(sorted, depth) <= max_length) break;
     for (const uint32_t s : used) weight[s] = (weight[s] + 1) / 2;
@@ -182,7 +200,6 @@ size_t Encoder::encode(const uint16_t* symbols, size_t n, std::byte* out) const 
 // --- decoder ---------------------------------------------------------------------
 
 namespace {
-constexpr uint32_t kTableSize = 1u << kTableBits;
 constexpr uint32_t kSubtable = 1u << 31;
 }  // namespace
 
@@ -212,15 +229,14 @@ struct Decoder::Stream {
 
 Decoder::Decoder(std::span<const uint8_t> lengths) {
   if (lengths.size() > kMaxSymbols) corrupt("Huffman table: alphabet over 65536 symbols");
-  // Kraft sum in units of 2^-kMaxLength.
-  uint64_t kraft = 0;
+  std::array<uint32_t, kMaxLength + 1> count{};  // symbols of each length
   for (size_t s = 0; s < lengths.size(); ++s) {
     const int length = lengths[s];
     if (length == 0) continue;
     if (length > kMaxLength)
       corrupt("Huffman table: code length " + std::to_string(length) + " over " +
               std::to_string(kMaxLength));
-    kraft += uint64_t{1} << (kMaxLength - length);
+    ++count[static_cast<size_t>(length)];
     max_length_ = std::max(max_length_, length);
     ++used_;
     only_symbol_ = static_cast<uint16_t>(s);
@@ -229,52 +245,104 @@ Decoder::Decoder(std::span<const uint8_t> lengths) {
     if (used_ == 1 && max_length_ != 1) corrupt("Huffman table: a lone symbol must have length 1");
     return;
   }
+  // Kraft sum in units of 2^-kMaxLength.
+  uint64_t kraft = 0;
+  for (int length = 1; length <= kMaxLength; ++length)
+    kraft += uint64_t{count[static_cast<size_t>(length)]} << (kMaxLength - length);
   if (kraft != uint64_t{1} << kMaxLength) corrupt("Huffman table: not a complete prefix code");
 
-  const std::vector<uint32_t> codes = canonical_codes(lengths);
-  primary_.assign(kTableSize, 0);
-  std::vector<uint8_t> longest(kTableSize, 0);
+  // The primary table's width. A code of length l is about 2^-l of the
+  // symbols, so the codes longer than the table (each a second lookup and
+  // likely a mispredicted branch) are about their Kraft sum of the symbols.
+  // kTableBits (16 KiB), or the longest code when shorter (a small
+  // alphabet's table is quick to build), widened a bit at a time up to
+  // kWideTableBits (64 KiB) while more than 1/32 of the symbols would miss:
+  // at tight bounds most codes are 12-14 bits, and a 12-bit table sent a
+  // third of them through the second level.
+  table_bits_ = std::min(max_length_, kTableBits);
+  auto long_share = [&](int bits) {  // in units of 2^-kMaxLength
+    uint64_t share = 0;
+    for (int length = bits + 1; length <= kMaxLength; ++length)
+      share += uint64_t{count[static_cast<size_t>(length)]} << (kMaxLength - length);
+    return share;
+  };
+  while (table_bits_ < std::min(max_length_, kWideTableBits) &&
+         long_share(table_bits_) > (uint64_t{1} << kMaxLength) / 32)
+    ++table_bits_;
+  const uint32_t table_size = 1u << table_bits_;
+
+  // One pass in symbol order, numbering each length's codes canonically
+  // (canonical_codes, inline): short codes fill their primary entries, long
+  // ones are kept for the second level.
+  std::array<uint32_t, kMaxLength + 1> next{};  // count[0] is 0: unused symbols take no codes
+  for (size_t length = 1; length <= kMaxLength; ++length)
+    next[length] = (next[length - 1] + count[length - 1]) << 1;
+  struct Long {
+    uint32_t reversed, entry;
+  };
+  std::vector<Long> long_codes;
+  primary_.assign(table_size, 0);
   for (size_t s = 0; s < lengths.size(); ++s) {
     const int length = lengths[s];
     if (length == 0) continue;
-    const uint32_t reversed = reverse_bits(codes[s], length);
-    if (length <= kTableBits) {
-      const uint32_t entry = static_cast<uint32_t>(s) | static_cast<uint32_t>(length) << 16;
-      for (uint32_t j = reversed; j < kTableSize; j += 1u << length) primary_[j] = entry;
+    const uint32_t reversed = reverse_bits(next[static_cast<size_t>(length)]++, length);
+    const uint32_t entry = static_cast<uint32_t>(s) | static_cast<uint32_t>(length) << 16;
+    if (length <= table_bits_) {
+      for (uint32_t j = reversed; j < table_size; j += 1u << length) primary_[j] = entry;
     } else {
-      uint8_t& deepest = longest[reversed & (kTableSize - 1)];
-      deepest = std::max(deepest, static_cast<uint8_t>(length));
+      long_codes.push_back({reversed, entry});
     }
   }
+  if (long_codes.empty()) return;
   // Second level: under each prefix of long codes, a table over the next
-  // (longest - kTableBits) bits. At most 4096 x 2^8 entries.
-  uint32_t offset = 0;
-  for (uint32_t prefix = 0; prefix < kTableSize; ++prefix) {
-    if (longest[prefix] == 0) continue;
-    const uint32_t sub_bits = longest[prefix] - kTableBits;
-    primary_[prefix] = kSubtable | sub_bits << 24 | offset;
+  // (longest - table_bits_) bits: at most 2^table_bits_ x 2^(kMaxLength -
+  // table_bits_) = 2^20 entries, however the lengths are crafted. The loops
+  // run over the long codes only (a few percent of a tight bound's
+  // alphabet), not over every prefix. No short code fills a long code's
+  // prefix (a complete prefix code), so its primary entry, still 0, first
+  // collects the longest length under it, then becomes the link.
+  for (const Long& code : long_codes) {
+    uint32_t& head = primary_[code.reversed & (table_size - 1)];
+    head = std::max(head, code.entry >> 16);
+  }
+  uint32_t offset = 0;  // in order of first appearance: deterministic
+  for (const Long& code : long_codes) {
+    uint32_t& head = primary_[code.reversed & (table_size - 1)];
+    if (head & kSubtable) continue;
+    const uint32_t sub_bits = head - static_cast<uint32_t>(table_bits_);
+    head = kSubtable | sub_bits << 24 | offset;
     offset += 1u << sub_bits;
   }
   secondary_.assign(offset, 0);
-  for (size_t s = 0; s < lengths.size(); ++s) {
-    const int length = lengths[s];
-    if (length <= kTableBits) continue;
-    const uint32_t reversed = reverse_bits(codes[s], length);
-    const uint32_t head = primary_[reversed & (kTableSize - 1)];
+  for (const Long& code : long_codes) {
+    const uint32_t length = (code.entry >> 16) & 31u;
+    const uint32_t head = primary_[code.reversed & (table_size - 1)];
     const uint32_t base = head & 0xffffffu, sub_size = 1u << ((head >> 24) & 31u);
-    const uint32_t entry = static_cast<uint32_t>(s) | static_cast<uint32_t>(length) << 16;
-    for (uint32_t j = reversed >> kTableBits; j < sub_size; j += 1u << (length - kTableBits))
-      secondary_[base + j] = entry;
+    for (uint32_t j = code.reversed >> table_bits_; j < sub_size; j += 1u << (length - table_bits_))
+      secondary_[base + j] = code.entry;
   }
+}
+
+// A decoder's tables as the decoding loops use them.
+struct Decoder::Tables {
+  const uint32_t* primary;
+  const uint32_t* secondary;
+  uint64_t mask;  // of the primary table's index
+  unsigned bits;  // its width
+};
+
+Decoder::Tables Decoder::tables() const {
+  return {primary_.data(), secondary_.data(), (uint64_t{1} << table_bits_) - 1,
+          static_cast<unsigned>(table_bits_)};
 }
 
 namespace {
 
 // The table entry for the next code in `buffer`.
-inline uint32_t lookup(const uint32_t* primary, const uint32_t* secondary, uint64_t buffer) {
-  uint32_t e = primary[buffer & (kTableSize - 1)];
+inline uint32_t lookup(const Decoder::Tables& t, uint64_t buffer) {
+  uint32_t e = t.primary[buffer & t.mask];
   if (e & kSubtable) [[unlikely]]
-    e = secondary[(e & 0xffffffu) + ((buffer >> kTableBits) & ((1u << ((e >> 24) & 31u)) - 1))];
+    e = t.secondary[(e & 0xffffffu) + ((buffer >> t.bits) & ((1u << ((e >> 24) & 31u)) - 1))];
   return e;
 }
 
@@ -284,12 +352,11 @@ inline uint32_t lookup(const uint32_t* primary, const uint32_t* secondary, uint6
 // symbols (kPerRefill x the longest code <= 56 bits).
 template <int kPerRefill>
 void Decoder::run(Stream& s) const {
-  const uint32_t* primary = primary_.data();
-  const uint32_t* secondary = secondary_.data();
+  const Tables t = tables();
   while (s.ready(kPerRefill)) {
     s.refill();
     for (int k = 0; k < kPerRefill; ++k) {
-      const uint32_t e = lookup(primary, secondary, s.buffer);
+      const uint32_t e = lookup(t, s.buffer);
       const unsigned length = (e >> 16) & 31u;
       s.out[s.i++] = static_cast<uint16_t>(e);
       s.buffer >>= length;
@@ -300,16 +367,13 @@ void Decoder::run(Stream& s) const {
 
 template <int kPerRefill>
 void Decoder::run2(Stream& a, const Decoder& other, Stream& b) const {
-  const uint32_t* primary = primary_.data();
-  const uint32_t* secondary = secondary_.data();
-  const uint32_t* primary_b = other.primary_.data();
-  const uint32_t* secondary_b = other.secondary_.data();
+  const Tables ta = tables(), tb = other.tables();
   while (a.ready(kPerRefill) && b.ready(kPerRefill)) {
     a.refill();
     b.refill();
     for (int k = 0; k < kPerRefill; ++k) {
-      const uint32_t ea = lookup(primary, secondary, a.buffer);
-      const uint32_t eb = lookup(primary_b, secondary_b, b.buffer);
+      const uint32_t ea = lookup(ta, a.buffer);
+      const uint32_t eb = lookup(tb, b.buffer);
       const unsigned la = (ea >> 16) & 31u, lb = (eb >> 16) & 31u;
       a.out[a.i++] = static_cast<uint16_t>(ea);
       b.out[b.i++] = static_cast<uint16_t>(eb);
@@ -335,7 +399,7 @@ void Decoder::finish(Stream& s) const {
       s.buffer |= static_cast<uint64_t>(*s.p++) << s.bits;
       s.bits += 8;
     }
-    const uint32_t e = lookup(primary_.data(), secondary_.data(), s.buffer);
+    const uint32_t e = lookup(tables(), s.buffer);
     const unsigned length = (e >> 16) & 31u;
     if (length > s.bits) corrupt("Huffman block: truncated (the codes end before the symbols)");
     s.out[s.i] = static_cast<uint16_t>(e);

@@ -2,9 +2,11 @@
 // of kernels/compress.hpp (internal; tests use it directly).
 //
 // Codes are length-limited to kMaxLength bits and written LSB first into a
-// 64-bit bit buffer. Decoding is table driven: a 2^kTableBits-entry table
-// indexed by the next bits gives symbol and length at once; longer codes go
-// through a second-level table under their first kTableBits bits.
+// 64-bit bit buffer. Decoding is table driven: a primary table indexed by
+// the next b bits gives symbol and length at once (b = kTableBits, or less
+// when every code is shorter, or kWideTableBits when many codes are longer:
+// Decoder's constructor says why); longer codes go through a second-level
+// table under their first b bits.
 //
 // A blob is a code table and the codes of a sequence of blocks:
 //   u32 alphabet size A (<= 65536)
@@ -25,7 +27,8 @@
 namespace paralab::kernels::compress::huffman {
 
 inline constexpr int kMaxLength = 20;
-inline constexpr int kTableBits = 12;
+inline constexpr int kTableBits = 12;      // the primary decode table's narrowest full width
+inline constexpr int kWideTableBits = 14;  // its widest (when many codes are longer)
 inline constexpr size_t kMaxSymbols = size_t{1} << 16;
 
 // Code lengths for symbol counts: a complete prefix code (Kraft sum 1) with
@@ -80,8 +83,12 @@ class Decoder {
                std::span<const std::byte> in1, uint16_t* out1, size_t n1,
                const Decoder* other = nullptr) const;
   int max_length() const { return max_length_; }
+  // The primary table's index width (0 for a code that sends no bits);
+  // codes longer than it take a second lookup.
+  int table_bits() const { return table_bits_; }
 
   struct Stream;  // one block's decoding state
+  struct Tables;  // the tables as the decoding loops read them
 
  private:
   bool trivial(std::span<const std::byte> in, uint16_t* out, size_t n) const;
@@ -90,10 +97,12 @@ class Decoder {
   template <int kPerRefill>
   void run2(Stream& a, const Decoder& other, Stream& b) const;
   void finish(Stream& s) const;
+  Tables tables() const;
 
   std::vector<uint32_t> primary_;    // symbol | length << 16, or 1 << 31 | sub bits << 24 | offset
   std::vector<uint32_t> secondary_;  // symbol | length << 16
   int used_ = 0, max_length_ = 0;
+  int table_bits_ = 0;  // the primary table's index width (see the constructor)
   uint16_t only_symbol_ = 0;
 };
 

@@ -13,7 +13,9 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <queue>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -277,6 +279,145 @@ TEST(Huffman, DecoderRejectsInvalidTablesAndBlocks) {
   auto longer = blob;
   longer.push_back(std::byte{0});
   EXPECT_THROW(huffman::decode(longer, back, 4096, 1), StreamError);
+}
+
+// Symbols drawn with probability 2^-length (the distribution the lengths
+// are optimal for), so every code, long ones included, occurs in proportion.
+std::vector<uint16_t> draw_symbols(const std::vector<uint8_t>& lengths, size_t n,
+                                   std::mt19937& generator) {
+  std::vector<double> weights;
+  for (const uint8_t length : lengths) weights.push_back(length ? std::ldexp(1.0, -length) : 0.0);
+  std::discrete_distribution<int> pick(weights.begin(), weights.end());
+  std::vector<uint16_t> symbols(n);
+  for (uint16_t& s : symbols) s = static_cast<uint16_t>(pick(generator));
+  return symbols;
+}
+
+// Lengths with count.second symbols of length count.first, in order.
+std::vector<uint8_t> lengths_with(const std::vector<std::pair<int, size_t>>& count) {
+  std::vector<uint8_t> lengths;
+  for (const auto& [length, n] : count)
+    lengths.insert(lengths.end(), n, static_cast<uint8_t>(length));
+  return lengths;
+}
+
+TEST(Huffman, EncodesTheCanonicalBitsLsbFirst) {
+  // Codes 0, 10, 110, 111 (MSB first), written LSB first: 1 2 3 0 is the
+  // bits 1,0 | 1,1,0 | 1,1,1 | 0 = 0xed then one 0 bit.
+  const std::vector<uint8_t> lengths = {1, 2, 3, 3};
+  const huffman::Encoder encoder(lengths);
+  const uint16_t symbols[] = {1, 2, 3, 0};
+  std::vector<std::byte> out(huffman::Encoder::max_bytes(4));
+  ASSERT_EQ(encoder.encode(symbols, 4, out.data()), 2u);
+  EXPECT_EQ(out[0], std::byte{0xed});
+  EXPECT_EQ(out[1], std::byte{0x00});
+  std::vector<uint16_t> back(4);
+  huffman::Decoder(lengths).decode(std::span(out).first(2), back.data(), 4);
+  EXPECT_EQ(back, std::vector<uint16_t>(symbols, symbols + 4));
+}
+
+// Every decode path: primary tables narrower than kTableBits, exactly it,
+// widened by one bit and to kWideTableBits, second-level tables for codes up to kMaxLength,
+// and alphabets at the 65536-symbol limit; decode() and decode2() with two
+// different codes, at block sizes that end mid-refill.
+TEST(Huffman, DecodesEveryTableWidthAndLongCodes) {
+  using huffman::kMaxLength;
+  using huffman::kTableBits;
+  using huffman::kWideTableBits;
+  struct Case {
+    std::string name;
+    std::vector<uint8_t> lengths;
+    int table_bits;  // the width the decoder should pick
+  };
+  std::vector<Case> cases;
+  cases.push_back({"short codes: a 9-bit table", lengths_with({{8, 255}, {9, 2}}), 9});
+  // 5002 symbols of 12 and 13 bits (embedding rows at 1e-4): a 13-bit
+  // table, one level.
+  cases.push_back({"12 and 13 bits", lengths_with({{12, 3190}, {13, 1812}}), 13});
+  // Half the symbols in 14-bit codes: the table widens.
+  cases.push_back({"many 14-bit codes", lengths_with({{2, 1}, {3, 1}, {13, 1024}, {14, 8192}}),
+                   kWideTableBits});
+  // A few long codes (under 1/32 of the symbols): a kTableBits table and a
+  // second level down to kMaxLength bits.
+  std::vector<std::pair<int, size_t>> tail = {{1, 1}};
+  for (int length = 2; length < kMaxLength; ++length) tail.push_back({length, 1});
+  tail.push_back({kMaxLength, 2});
+  cases.push_back({"one code of each length to the limit", lengths_with(tail), kTableBits});
+  // 65536 symbols of 15 to 20 bits: every lookup through the second level.
+  cases.push_back(
+      {"65536 symbols", lengths_with({{15, 15}, {16, 65505}, {20, 16}}), kWideTableBits});
+  std::mt19937 generator(11);
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    double kraft = 0;
+    for (const uint8_t length : c.lengths) kraft += length ? std::ldexp(1.0, -length) : 0.0;
+    ASSERT_EQ(kraft, 1.0);
+    const huffman::Encoder encoder(c.lengths);
+    const huffman::Decoder decoder(c.lengths);
+    EXPECT_EQ(decoder.table_bits(), c.table_bits);
+    // The second code for decode2: a different table over 300 symbols.
+    const std::vector<uint8_t> other_lengths = lengths_with({{8, 212}, {9, 88}});
+    const huffman::Encoder other_encoder(other_lengths);
+    const huffman::Decoder other_decoder(other_lengths);
+    for (const size_t n : {size_t{1}, size_t{5}, size_t{4097}, size_t{70001}}) {
+      const std::vector<uint16_t> symbols = draw_symbols(c.lengths, n, generator);
+      const std::vector<uint16_t> others = draw_symbols(other_lengths, n / 2 + 3, generator);
+      std::vector<std::byte> coded(huffman::Encoder::max_bytes(n));
+      std::vector<std::byte> other_coded(huffman::Encoder::max_bytes(others.size()));
+      const auto bytes = std::span(coded).first(encoder.encode(symbols.data(), n, coded.data()));
+      const auto other_bytes =
+          std::span(other_coded)
+              .first(other_encoder.encode(others.data(), others.size(), other_coded.data()));
+      std::vector<uint16_t> back(n, 0xdead), other_back(others.size(), 0xdead);
+      decoder.decode(bytes, back.data(), n);
+      EXPECT_EQ(back, symbols) << n << " symbols, decode";
+      std::fill(back.begin(), back.end(), 0xdead);
+      decoder.decode2(bytes, back.data(), n, other_bytes, other_back.data(), others.size(),
+                      &other_decoder);
+      EXPECT_EQ(back, symbols) << n << " symbols, decode2";
+      EXPECT_EQ(other_back, others) << n << " symbols, decode2 (second stream)";
+      // The same stream one byte short must not decode.
+      if (bytes.size() > 1) {
+        EXPECT_THROW(decoder.decode(bytes.first(bytes.size() - 1), back.data(), n), StreamError);
+      }
+    }
+  }
+}
+
+// Against the optimal cost (the sum of the merged weights of Huffman's
+// algorithm, by a priority queue): counts from 1 to 2^50, so the radix sort
+// of the weights takes up to seven byte passes.
+TEST(Huffman, CodeLengthsAreOptimalWhenTheLimitDoesNotBite) {
+  std::mt19937_64 generator(5);
+  for (const int magnitude : {4, 12, 30, 50}) {
+    SCOPED_TRACE(magnitude);
+    std::vector<uint64_t> counts(3000);
+    for (uint64_t& c : counts) c = (generator() >> (64 - magnitude)) + (generator() % 3 == 0);
+    std::priority_queue<uint64_t, std::vector<uint64_t>, std::greater<>> queue;
+    for (const uint64_t c : counts)
+      if (c) queue.push(c);
+    uint64_t optimal = 0;
+    while (queue.size() > 1) {
+      const uint64_t a = queue.top();
+      queue.pop();
+      const uint64_t b = queue.top();
+      queue.pop();
+      optimal += a + b;
+      queue.push(a + b);
+    }
+    const std::vector<uint8_t> lengths = huffman::code_lengths(counts);
+    uint64_t cost = 0;
+    int longest = 0;
+    for (size_t s = 0; s < counts.size(); ++s) {
+      EXPECT_EQ(lengths[s] == 0, counts[s] == 0);
+      cost += counts[s] * lengths[s];
+      longest = std::max<int>(longest, lengths[s]);
+    }
+    ASSERT_LE(longest, huffman::kMaxLength);
+    if (longest < huffman::kMaxLength) {
+      EXPECT_EQ(cost, optimal);
+    }
+  }
 }
 
 // --- the error bound ------------------------------------------------------------------------
