@@ -434,6 +434,14 @@ void record(App& app, const Options& o, const PackingRun& r, const PackingRun* p
   g.attr("mean_latency_imbalance", PackingRun::mean(r.latency_imbalance));
   g.attr("mean_delay_per_token", r.delay.mean_per_token);
   g.attr("max_delay", r.delay.max);
+  g.attr("ranks", o.tp * o.cp * o.pp * o.dp);
+  g.attr("parameters",
+         std::vector<std::string>{"packing", "cp_sharding", "grid", "context", "ranks"});
+  std::vector<std::string> metrics = {"tokens_per_s", "model_flops_per_s", "mean_imbalance",
+                                      "mean_latency_imbalance", "mean_delay_per_token"};
+  if (plain) metrics.insert(metrics.end(), {"speedup_vs_plain", "flops_speedup_vs_plain"});
+  if (fixed) metrics.insert(metrics.end(), {"speedup_vs_fixed", "flops_speedup_vs_fixed"});
+  g.attr("metrics", metrics);
   series(g, "loss", r.loss, "nats");
   series(g, "step_s", r.step_s, "s");
   series(g, "bubble_s", r.bubble_s, "s");

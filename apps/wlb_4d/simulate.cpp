@@ -99,6 +99,11 @@ void record_row(App& app, const wlb::ReproductionRow& r, const std::string& prof
   g.attr("mean_delay", r.mean_delay);
   g.attr("pack_ms", r.pack_ms);
   g.attr("speedup_vs_plain", r.speedup);
+  g.attr("parameters",
+         std::vector<std::string>{"config", "model", "context", "packing", "cp_sharding"});
+  g.attr("metrics", std::vector<std::string>{"mean_step_s", "tokens_per_s", "mfu",
+                                             "bubble_fraction", "imbalance", "latency_imbalance",
+                                             "mean_delay", "speedup_vs_plain"});
 }
 
 void record_imbalance(App& app, const wlb::ImbalanceTable& t) {
