@@ -51,10 +51,8 @@ void check_resume(App& app, const Options& o, const std::vector<model::Precision
 }
 
 void run(App& app) {
-  // The harness's -n/--iters and -w/--warmup repeat timed sweep points; a
-  // training run has --steps, and --warmup is its learning-rate warm-up.
-  app.cli().remove_option(app.cli().get_option("--iters"));
-  app.cli().remove_option(app.cli().get_option("--warmup"));
+  // --warmup is the learning-rate warm-up here: the harness's sweep
+  // repetitions (-n/--iters, -w/--warmup) are off (AppInfo).
   Options o;
   add_options(app.cli(), o);
   app.parse();
@@ -123,6 +121,7 @@ int main(int argc, char** argv) {
                           {.name = "bf16_train",
                            .description = "paralab bf16_train: transformer training in FP32, BF16 "
                                           "mixed and pure BF16 (RNE, stochastic rounding, Kahan), "
-                                          "data-parallel, with checkpoints"},
+                                          "data-parallel, with checkpoints",
+                           .has_sweep_repeats = false},
                           paralab::bf16_train::run);
 }

@@ -332,8 +332,6 @@ void record_run(App& app, const Options& o, const PeerRun& r) {
 }
 
 void run(App& app) {
-  app.cli().remove_option(app.cli().get_option("--iters"));
-  app.cli().remove_option(app.cli().get_option("--warmup"));
   Options o;
   add_options(app.cli(), o);
   app.parse();
@@ -408,6 +406,7 @@ int main(int argc, char** argv) {
   return paralab::run_app(argc, argv,
                           {.name = "compress_peers",
                            .description = "paralab compress_peers: our error-bounded compressor "
-                                          "beside ZFP on DLRM embedding data, same absolute bound"},
+                                          "beside ZFP on DLRM embedding data, same absolute bound",
+                           .has_sweep_repeats = false},
                           paralab::compress_peers::run);
 }

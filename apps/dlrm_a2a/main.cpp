@@ -76,6 +76,7 @@ int main(int argc, char** argv) {
       {.name = "dlrm_a2a",
        .description = "paralab dlrm_a2a: DLRM training with model-parallel embeddings and a "
                       "compressed embedding all-to-all, measured or simulated",
-       .has_simulate = true},
+       .has_simulate = true,
+       .has_sweep_repeats = false},
       paralab::dlrm_a2a::run);
 }

@@ -206,8 +206,6 @@ void validate_simulate(const Options& o) {
 }  // namespace
 
 Setup parse_and_validate(App& app, Options& o) {
-  app.cli().remove_option(app.cli().get_option("--iters"));
-  app.cli().remove_option(app.cli().get_option("--warmup"));
   add_options(app.cli(), o);
   app.parse();
   o.backward_given = app.cli().count("--backward-bound") > 0;

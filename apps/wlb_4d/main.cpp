@@ -8,9 +8,6 @@ namespace paralab::wlb_4d {
 namespace {
 
 void run(App& app) {
-  // A training run has --steps; the harness's sweep repetitions do not apply.
-  app.cli().remove_option(app.cli().get_option("--iters"));
-  app.cli().remove_option(app.cli().get_option("--warmup"));
   Options o;
   add_options(app.cli(), o);
   app.parse();
@@ -32,6 +29,7 @@ int main(int argc, char** argv) {
                            .description = "paralab wlb_4d: 4D-parallel (TP x CP x PP x DP) "
                                           "training with plain, fixed-length and WLB "
                                           "variable-length packing, measured or simulated",
-                           .has_simulate = true},
+                           .has_simulate = true,
+                           .has_sweep_repeats = false},
                           paralab::wlb_4d::run);
 }

@@ -58,14 +58,16 @@ App::App(World& world, AppInfo info, int argc, char** argv)
   cli_.set_help_flag("-h,--help", "Print this help and exit");
   cli_.get_formatter()->column_width(34);
   auto* common = "Common options";
-  cli_.add_option("-n,--iters", common_.iters, "Timed iterations per sweep point")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str()
-      ->group(common);
-  cli_.add_option("-w,--warmup", common_.warmup, "Untimed warm-up iterations per sweep point")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str()
-      ->group(common);
+  if (info_.has_sweep_repeats) {
+    cli_.add_option("-n,--iters", common_.iters, "Timed iterations per sweep point")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str()
+        ->group(common);
+    cli_.add_option("-w,--warmup", common_.warmup, "Untimed warm-up iterations per sweep point")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str()
+        ->group(common);
+  }
   if (info_.has_seed)
     cli_.add_option("--seed", common_.seed, "Seed of every random input")
         ->capture_default_str()

@@ -36,6 +36,9 @@ struct AppInfo {
   std::string description;    // first line of --help
   bool has_simulate = false;  // offers --mode simulate
   bool has_seed = true;       // draws random inputs: offers --seed
+  // Repeats timed sweep points: offers -n/--iters and -w/--warmup. Training
+  // apps count --steps instead.
+  bool has_sweep_repeats = true;
 };
 
 // Options every app shares; set by parse().
