@@ -20,6 +20,16 @@ std::vector<Document> docs_of(std::vector<int64_t> lengths, int64_t arrival, int
   return docs;
 }
 
+// The document lengths of each micro-batch of a step, in placement order.
+std::vector<std::vector<int64_t>> lengths_by_micro_batch(const Step& step) {
+  std::vector<std::vector<int64_t>> lengths;
+  for (const auto& mb : step.micro_batches) {
+    lengths.emplace_back();
+    for (const auto& doc : mb.docs) lengths.back().push_back(doc.length);
+  }
+  return lengths;
+}
+
 struct PackRun {
   std::vector<Step> steps;
   std::vector<Document> pushed;
@@ -349,12 +359,7 @@ TEST(Wlb, GreedyLeastWorkloadElseShortestElseNextIteration) {
   // (41 < 45) has 9 tokens, no room; the shortest is A or B (9 each), no room:
   // deferred.
   auto steps = packer->push(docs_of({6, 5, 4, 3, 2}, 0, id));
-  std::vector<std::vector<int64_t>> got;
-  for (const auto& mb : steps[0].micro_batches) {
-    got.emplace_back();
-    for (const auto& doc : mb.docs) got.back().push_back(doc.length);
-  }
-  EXPECT_EQ(got, (std::vector<std::vector<int64_t>>{{6, 3}, {5, 4}}));
+  EXPECT_EQ(lengths_by_micro_batch(steps[0]), (std::vector<std::vector<int64_t>>{{6, 3}, {5, 4}}));
   // The deferred document comes first in the next iteration.
   steps = packer->push(docs_of({1}, 1, id));
   EXPECT_EQ(steps[0].micro_batches[0].tokens() + steps[0].micro_batches[1].tokens(), 3);
@@ -370,12 +375,8 @@ TEST(Wlb, FallsBackToTheShortestMicroBatch) {
   auto packer = make_packer(PackingKind::wlb, config);
   int64_t id = 0;
   auto steps = packer->push(docs_of({7, 3, 3, 3, 2}, 0, id));
-  std::vector<std::vector<int64_t>> got;
-  for (const auto& mb : steps[0].micro_batches) {
-    got.emplace_back();
-    for (const auto& doc : mb.docs) got.back().push_back(doc.length);
-  }
-  EXPECT_EQ(got, (std::vector<std::vector<int64_t>>{{7, 2}, {3, 3, 3}}));
+  EXPECT_EQ(lengths_by_micro_batch(steps[0]),
+            (std::vector<std::vector<int64_t>>{{7, 2}, {3, 3, 3}}));
 }
 
 TEST(Wlb, ConfigErrors) {
