@@ -10,6 +10,7 @@ packages=(
   openmpi-bin libopenmpi-dev
   libhdf5-dev hdf5-tools
   libcli11-dev nlohmann-json3-dev
+  libhwy-dev  # Google Highway, the portable SIMD layer of the CPU kernels (kernels/cpu/isa.hpp)
   libopenblas-dev libopenblas0-openmp  # the OpenMP build: see kernels/CMakeLists.txt
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-h5py python3-matplotlib python3-numpy

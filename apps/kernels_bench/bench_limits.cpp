@@ -3,7 +3,7 @@
 #include <cblas.h>
 #include <omp.h>
 
-#include "kernels/cpu/dispatch.hpp"
+#include "kernels/cpu/isa.hpp"
 #include "support.hpp"
 
 #include "kernels/cpu/x86_intrinsics.hpp"
@@ -70,11 +70,11 @@ void BM_peak(benchmark::State& state, double flops_per_lane_step) {
 }
 
 void BM_peak_fma_f32_avx512(benchmark::State& state) {
-  if (!kernels::cpu::detail::has_avx512()) return state.SkipWithError("no AVX-512");
+  if (!kernels::cpu::isa_enabled(kernels::cpu::Isa::avx512)) return state.SkipWithError("no AVX-512");
   BM_peak<fma_chains>(state, 2.0);
 }
 void BM_peak_dot_bf16_avx512(benchmark::State& state) {
-  if (!kernels::cpu::detail::has_avx512_bf16()) return state.SkipWithError("no AVX512-BF16");
+  if (!kernels::cpu::isa_enabled(kernels::cpu::Isa::avx512_bf16)) return state.SkipWithError("no AVX512-BF16");
   BM_peak<dpbf16_chains>(state, 4.0);
 }
 BENCHMARK(BM_peak_fma_f32_avx512)->UseRealTime()->Unit(benchmark::kMillisecond);

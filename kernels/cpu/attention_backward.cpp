@@ -52,7 +52,7 @@
 #include <vector>
 
 #include "kernels/attention.hpp"
-#include "kernels/cpu/dispatch.hpp"
+#include "kernels/cpu/isa.hpp"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include "kernels/cpu/x86_intrinsics.hpp"
@@ -354,7 +354,7 @@ constexpr TileOps kAvx512Ops = {probabilities_avx512, dscores_avx512, update_avx
 
 const TileOps& select_ops() {
 #ifdef PARALAB_BWD_X86
-  if (detail::has_avx512()) return kAvx512Ops;
+  if (isa_enabled(Isa::avx512)) return kAvx512Ops;
 #endif
   return kPortableOps;
 }

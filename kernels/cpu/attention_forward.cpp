@@ -8,19 +8,16 @@
 //   work item  ~kItemRows rows: a block of tokens times a set of query heads that share one
 //              key/value head (GQA), so each key block is read once for all of them
 //   key block  kKeyBlock = 64 keys, packed (K transposed; for BF16 also V) so that a tile
-//              reads 64 keys as four 16-lane vectors
-//   tile       up to kTileRows = 6 rows against one key block: S = Q K^T in 24 registers, the
-//              online softmax on those registers, then O = alpha O + P V
-// Kernels: AVX-512 (FMA) for FP32 and AVX512-BF16 (vdpbf16ps on pair-interleaved operands, P
-// rounded to BF16, FP32 accumulation) for BF16, chosen at run time; a portable tile kernel
-// serves other CPUs and head dimensions that are not a multiple of 16 (BF16 inputs are then
-// widened to FP32 first). Threads: OpenMP over work items, costliest first.
+//              reads 64 keys as contiguous vectors
+//   tile       up to kTileRows = 6 rows against one key block (attention_forward_tiles.hpp)
+// Tiles: the Highway kernels of the tier in force (attention_forward_simd.cpp), or on the
+// avx512 tiers the hand-written ones (attention_forward_avx512.cpp): FP32, and BF16 on
+// vdpbf16ps. Without a BF16 tile, BF16 inputs are widened to FP32 (exactly) and run the FP32
+// tiles. Threads: OpenMP over work items, costliest first.
 
 #include <omp.h>
-#include "kernels/cpu/x86_intrinsics.hpp"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -28,19 +25,20 @@
 #include <vector>
 
 #include "kernels/attention.hpp"
-#include "kernels/cpu/dispatch.hpp"
-
-// AVX-512 code is compiled only into functions carrying this attribute and runs only after a
-// run-time check, so the library still runs on any x86-64.
-#define PARALAB_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
-#define PARALAB_AVX512_INLINE PARALAB_AVX512 inline __attribute__((always_inline))
+#include "kernels/bf16.hpp"
+#include "kernels/cpu/attention_forward_tiles.hpp"
+#include "kernels/cpu/isa.hpp"
 
 namespace paralab::kernels::cpu {
 
 namespace {
 
-constexpr int kKeyBlock = 64;
-constexpr int kTileRows = 6;
+using forward::kKeyBlock;
+using forward::kTileRows;
+using forward::packed_key_index;
+using forward::TileJob;
+using forward::TileKernels;
+
 // Rows per work item: whole 6-row tiles for every power-of-two GQA group up to 32; measured
 // faster than 48 (less reuse of each key block) and 192 (Q and O of an item spill out of L2).
 constexpr int kItemRows = 96;
@@ -165,14 +163,6 @@ std::vector<size_t> item_order(const Plan& plan, const AttentionShape& s,
 // Packed once per call when several work items share each key block; otherwise (decoding:
 // one item per key/value head) each item packs a block as it reaches it, into a buffer that
 // stays in cache, instead of writing and re-reading a packed copy of all of K.
-template <class T>
-size_t packed_key_index(int d, int key) {
-  if constexpr (std::is_same_v<T, bf16>)
-    return size_t(d / 2) * 2 * kKeyBlock + key * 2 + d % 2;
-  else
-    return size_t(d) * kKeyBlock + key;
-}
-
 // Key block `block` of key/value head kv, packed into out [kKeyBlock * D].
 template <class T>
 void pack_key_block(const AttentionShape& s, const T* k, int kv, int block, T* out) {
@@ -206,297 +196,6 @@ std::vector<T> pack_all(const AttentionShape& s, int key_blocks, const T* x, Pac
     for (int block = 0; block < key_blocks; ++block)
       pack(s, x, kv, block, packed.data() + (size_t(kv) * key_blocks + block) * block_size);
   return packed;
-}
-
-// --- one tile ---------------------------------------------------------------------------------
-
-// Up to kTileRows rows against one key block. Scores are raw dot products; the softmax works in
-// base 2 on c * score, c = scale * log2(e), with m the running max of c * score and l the
-// running sum of 2^(c * score - m) of each row.
-template <class T>
-struct TileJob {
-  int rows = 0;
-  int D = 0;
-  // Per row: the visible keys [lo, hi) within the block; keys past S are never visible.
-  const int* lo = nullptr;
-  const int* hi = nullptr;
-  const T* q = nullptr;   // [rows][D]
-  const T* kt = nullptr;  // the packed key block
-  const T* v = nullptr;   // FP32: row 0 of the block in V; BF16: the packed value block
-  size_t v_stride = 0;    // FP32: elements between keys in V
-  float c = 0;
-  float* m = nullptr;  // [rows]
-  float* l = nullptr;  // [rows]
-  float* o = nullptr;  // [rows][D], unnormalised
-};
-template <class T>
-using TileKernel = void (*)(const TileJob<T>&);
-
-// The keys that any row of the tile sees: P V skips the rest (their P is 0).
-template <class T>
-KeyRange tile_keys(const TileJob<T>& job) {
-  KeyRange keys{kKeyBlock, 0};
-  for (int r = 0; r < job.rows; ++r) {
-    if (job.lo[r] >= job.hi[r]) continue;
-    keys.lo = std::min(keys.lo, job.lo[r]);
-    keys.hi = std::max(keys.hi, job.hi[r]);
-  }
-  return keys;
-}
-
-// Online softmax of one row: s[lo, hi) turns from scores into p = 2^(c s - m_new); returns
-// alpha = 2^(m_old - m_new), the factor for what the row accumulated before this block.
-float softmax_row_portable(float* s, int lo, int hi, float c, float& m, float& l) {
-  if (lo >= hi) return 1.0f;
-  float peak = s[lo];
-  for (int j = lo; j < hi; ++j) peak = std::max(peak, s[j]);
-  const float m_new = std::max(m, peak * c);
-  const float alpha = std::exp2(m - m_new);
-  float sum = 0;
-  for (int j = lo; j < hi; ++j) {
-    s[j] = std::exp2(s[j] * c - m_new);
-    sum += s[j];
-  }
-  m = m_new;
-  l = l * alpha + sum;
-  return alpha;
-}
-
-// Any D, plain loops: the key and head-dimension loops are contiguous and vectorise.
-void tile_portable(const TileJob<float>& job) {
-  const int D = job.D;
-  for (int r = 0; r < job.rows; ++r) {
-    float s[kKeyBlock] = {};
-    const float* q = job.q + size_t(r) * D;
-    for (int d = 0; d < D; ++d)
-      for (int j = 0; j < kKeyBlock; ++j) s[j] += q[d] * job.kt[size_t(d) * kKeyBlock + j];
-    const int lo = job.lo[r], hi = job.hi[r];
-    const float alpha = softmax_row_portable(s, lo, hi, job.c, job.m[r], job.l[r]);
-    float* o = job.o + size_t(r) * D;
-    if (alpha != 1.0f)
-      for (int d = 0; d < D; ++d) o[d] *= alpha;
-    for (int j = lo; j < hi; ++j) {
-      const float* v = job.v + j * job.v_stride;
-      for (int d = 0; d < D; ++d) o[d] += s[j] * v[d];
-    }
-  }
-}
-
-// --- AVX-512 tiles ----------------------------------------------------------------------------
-
-// 2^x for x <= 0 to ~1e-7 relative: 2^x = 2^n 2^f with n = round(x), |f| <= 1/2, and 2^f by a
-// degree-6 fit (max relative error 1e-7 in float). Clamping at -200 makes scalef return an
-// exact 0 far below the range where probabilities matter.
-PARALAB_AVX512_INLINE __m512 exp2_avx512(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-200.0f));
-  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 f = _mm512_sub_ps(x, n);
-  __m512 p = _mm512_set1_ps(1.533757750e-4f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339985989e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618519805e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550329015e-2f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402264625e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931471825e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);
-}
-
-// The lowest n bits of 64 (all for n >= 64).
-uint64_t low_bits(int n) {
-  return n >= 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1;
-}
-
-// Keys [lo, hi) of a 64-key block as four lane masks.
-PARALAB_AVX512_INLINE void visible_lanes(int lo, int hi, __mmask16 (&visible)[4]) {
-  const uint64_t bits = lo < hi ? low_bits(hi) & ~low_bits(lo) : 0;
-  for (int v = 0; v < 4; ++v) visible[v] = static_cast<__mmask16>(bits >> (16 * v));
-}
-
-// The online softmax of R rows held in registers (64 keys each), as softmax_row_portable:
-// visible lanes become p = 2^(c s - m_new), the others 0; alpha (lane r for row r) rescales
-// what each row accumulated before. All exponentials are vector ones, so no call spills the
-// score registers.
-template <int R, class T>
-PARALAB_AVX512_INLINE void softmax_rows(const TileJob<T>& job, __m512 (&s)[R][4],
-                                        float (&alpha)[16]) {
-  __mmask16 visible[R][4];
-  alignas(64) float shift[16] = {};  // m_old - m_new per row; 0 (alpha = 1) for unseen rows
-  float m_new[R];
-  for (int r = 0; r < R; ++r) {
-    visible_lanes(job.lo[r], job.hi[r], visible[r]);
-    __m512 peak = _mm512_set1_ps(kNegInf);
-    for (int v = 0; v < 4; ++v) peak = _mm512_mask_max_ps(peak, visible[r][v], peak, s[r][v]);
-    m_new[r] = job.m[r];
-    if (job.lo[r] < job.hi[r]) {
-      m_new[r] = std::max(m_new[r], _mm512_reduce_max_ps(peak) * job.c);
-      shift[r] = job.m[r] - m_new[r];
-    }
-  }
-  _mm512_storeu_ps(alpha, exp2_avx512(_mm512_load_ps(shift)));
-  const __m512 c = _mm512_set1_ps(job.c);
-  for (int r = 0; r < R; ++r) {
-    const __m512 m = _mm512_set1_ps(m_new[r]);
-    __m512 sum = _mm512_setzero_ps();
-    for (int v = 0; v < 4; ++v) {
-      s[r][v] = _mm512_maskz_mov_ps(visible[r][v], exp2_avx512(_mm512_fmsub_ps(s[r][v], c, m)));
-      sum = _mm512_add_ps(sum, s[r][v]);
-    }
-    job.m[r] = m_new[r];
-    job.l[r] = job.l[r] * alpha[r] + _mm512_reduce_add_ps(sum);
-  }
-}
-
-// S = Q K^T for R rows and 64 keys: per dimension, four key vectors times R broadcasts.
-template <int R>
-PARALAB_AVX512_INLINE void scores_f32(const TileJob<float>& job, __m512 (&s)[R][4]) {
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < 4; ++v) s[r][v] = _mm512_setzero_ps();
-  for (int d = 0; d < job.D; ++d) {
-    const float* k = job.kt + size_t(d) * kKeyBlock;
-    const __m512 k0 = _mm512_loadu_ps(k), k1 = _mm512_loadu_ps(k + 16);
-    const __m512 k2 = _mm512_loadu_ps(k + 32), k3 = _mm512_loadu_ps(k + 48);
-    for (int r = 0; r < R; ++r) {
-      const __m512 q = _mm512_set1_ps(job.q[size_t(r) * job.D + d]);
-      s[r][0] = _mm512_fmadd_ps(q, k0, s[r][0]);
-      s[r][1] = _mm512_fmadd_ps(q, k1, s[r][1]);
-      s[r][2] = _mm512_fmadd_ps(q, k2, s[r][2]);
-      s[r][3] = _mm512_fmadd_ps(q, k3, s[r][3]);
-    }
-  }
-}
-
-// S = Q K^T on vdpbf16ps: per pair of dimensions, four vectors of 16 keys x 2 times R
-// broadcast pairs of the query.
-template <int R>
-PARALAB_AVX512_INLINE void scores_bf16(const TileJob<bf16>& job, __m512 (&s)[R][4]) {
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < 4; ++v) s[r][v] = _mm512_setzero_ps();
-  for (int d = 0; d < job.D; d += 2) {
-    const bf16* k = job.kt + size_t(d) * kKeyBlock;
-    const __m512bh k0 = (__m512bh)_mm512_loadu_si512(k), k1 = (__m512bh)_mm512_loadu_si512(k + 32);
-    const __m512bh k2 = (__m512bh)_mm512_loadu_si512(k + 64);
-    const __m512bh k3 = (__m512bh)_mm512_loadu_si512(k + 96);
-    for (int r = 0; r < R; ++r) {
-      int32_t pair;
-      std::memcpy(&pair, job.q + size_t(r) * job.D + d, sizeof pair);
-      const __m512bh q = (__m512bh)_mm512_set1_epi32(pair);
-      s[r][0] = _mm512_dpbf16_ps(s[r][0], q, k0);
-      s[r][1] = _mm512_dpbf16_ps(s[r][1], q, k1);
-      s[r][2] = _mm512_dpbf16_ps(s[r][2], q, k2);
-      s[r][3] = _mm512_dpbf16_ps(s[r][3], q, k3);
-    }
-  }
-}
-
-// O[:, col, col + 16 NV) = alpha O + P V for R rows over the keys [lo, hi) of the block.
-template <int R, int NV>
-PARALAB_AVX512_INLINE void accumulate(const TileJob<float>& job,
-                                      const float (&p)[kTileRows][kKeyBlock],
-                                      const float (&alpha)[16], KeyRange keys, int col) {
-  __m512 acc[R][NV];
-  for (int r = 0; r < R; ++r) {
-    const __m512 a = _mm512_set1_ps(alpha[r]);
-    for (int v = 0; v < NV; ++v)
-      acc[r][v] = _mm512_mul_ps(a, _mm512_loadu_ps(job.o + size_t(r) * job.D + col + 16 * v));
-  }
-  for (int j = keys.lo; j < keys.hi; ++j) {
-    const float* vrow = job.v + j * job.v_stride + col;
-    __m512 x[NV];
-    for (int v = 0; v < NV; ++v) x[v] = _mm512_loadu_ps(vrow + 16 * v);
-    for (int r = 0; r < R; ++r) {
-      const __m512 pr = _mm512_set1_ps(p[r][j]);
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(pr, x[v], acc[r][v]);
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v)
-      _mm512_storeu_ps(job.o + size_t(r) * job.D + col + 16 * v, acc[r][v]);
-}
-
-// The same on vdpbf16ps: pairs of keys, P as BF16 pairs, V pair-interleaved. An odd first key
-// starts the pair one key early; that key's P is 0.
-template <int R, int NV>
-PARALAB_AVX512_INLINE void accumulate(const TileJob<bf16>& job,
-                                      const uint16_t (&p)[kTileRows][kKeyBlock],
-                                      const float (&alpha)[16], KeyRange keys, int col) {
-  __m512 acc[R][NV];
-  for (int r = 0; r < R; ++r) {
-    const __m512 a = _mm512_set1_ps(alpha[r]);
-    for (int v = 0; v < NV; ++v)
-      acc[r][v] = _mm512_mul_ps(a, _mm512_loadu_ps(job.o + size_t(r) * job.D + col + 16 * v));
-  }
-  for (int j = keys.lo & ~1; j < keys.hi; j += 2) {
-    const bf16* vpair = job.v + (size_t(j / 2) * job.D + col) * 2;
-    __m512bh x[NV];
-    for (int v = 0; v < NV; ++v) x[v] = (__m512bh)_mm512_loadu_si512(vpair + 32 * v);
-    for (int r = 0; r < R; ++r) {
-      int32_t pair;
-      std::memcpy(&pair, &p[r][j], sizeof pair);
-      const __m512bh pr = (__m512bh)_mm512_set1_epi32(pair);
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], pr, x[v]);
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v)
-      _mm512_storeu_ps(job.o + size_t(r) * job.D + col + 16 * v, acc[r][v]);
-}
-
-// O = alpha O + P V over the head dimension: chunks of 64 columns (a 6 x 4 register tile),
-// then 32 and 16 (D is a multiple of 16 on this path).
-template <int R, class T, class P>
-PARALAB_AVX512_INLINE void accumulate_columns(const TileJob<T>& job, const P& p,
-                                              const float (&alpha)[16], KeyRange keys) {
-  int col = 0;
-  for (; col + 64 <= job.D; col += 64) accumulate<R, 4>(job, p, alpha, keys, col);
-  if (col + 32 <= job.D) {
-    accumulate<R, 2>(job, p, alpha, keys, col);
-    col += 32;
-  }
-  if (col + 16 <= job.D) accumulate<R, 1>(job, p, alpha, keys, col);
-}
-
-PARALAB_AVX512_INLINE void store_probabilities(const __m512 (&s)[4], float (&p)[kKeyBlock]) {
-  for (int v = 0; v < 4; ++v) _mm512_storeu_ps(&p[16 * v], s[v]);
-}
-
-// P V runs on BF16 probabilities (round to nearest even); the row sums l keep the FP32 ones.
-PARALAB_AVX512_INLINE void store_probabilities(const __m512 (&s)[4], uint16_t (&p)[kKeyBlock]) {
-  _mm512_storeu_si512(&p[0], (__m512i)_mm512_cvtne2ps_pbh(s[1], s[0]));
-  _mm512_storeu_si512(&p[32], (__m512i)_mm512_cvtne2ps_pbh(s[3], s[2]));
-}
-
-// P as stored for P V: FP32, or the bits of BF16 (raw, so the array is not zero-filled).
-template <class T>
-using Probability = std::conditional_t<std::is_same_v<T, bf16>, uint16_t, float>;
-
-template <int R, class T>
-PARALAB_AVX512 void tile_avx512(const TileJob<T>& job) {
-  __m512 s[R][4];
-  if constexpr (std::is_same_v<T, bf16>)
-    scores_bf16<R>(job, s);
-  else
-    scores_f32<R>(job, s);
-  float alpha[16];
-  softmax_rows<R>(job, s, alpha);
-  alignas(64) Probability<T> p[kTileRows][kKeyBlock];
-  for (int r = 0; r < R; ++r) store_probabilities(s[r], p[r]);
-  accumulate_columns<R>(job, p, alpha, tile_keys(job));
-}
-
-// Tile kernels by row count: entry r - 1 takes r rows.
-template <class T>
-using TileKernels = std::array<TileKernel<T>, kTileRows>;
-
-template <class T>
-TileKernels<T> avx512_tiles() {
-  return {tile_avx512<1, T>, tile_avx512<2, T>, tile_avx512<3, T>,
-          tile_avx512<4, T>, tile_avx512<5, T>, tile_avx512<6, T>};
-}
-
-TileKernels<float> portable_tiles() {
-  TileKernels<float> tiles;
-  tiles.fill(tile_portable);
-  return tiles;
 }
 
 // --- the driver -------------------------------------------------------------------------------
@@ -648,7 +347,7 @@ void run(const Problem<T>& pb) {
 }
 
 template <class T>
-void forward(const AttentionArgs& args, const T* q, const T* k, const T* v,
+void run_forward(const AttentionArgs& args, const T* q, const T* k, const T* v,
              const TileKernels<T>& tiles, float* o, float* lse) {
   const AttentionShape& s = args.shape;
   Problem<T> pb;
@@ -671,12 +370,9 @@ void forward(const AttentionArgs& args, const T* q, const T* k, const T* v,
   run(pb);
 }
 
-using detail::has_avx512;
-using detail::has_avx512_bf16;
-
 std::vector<float> widen(const bf16* x, size_t n) {
   std::vector<float> out(n);
-  for (size_t i = 0; i < n; ++i) out[i] = bf16_to_float(x[i]);
+  convert(x, out.data(), n);
   return out;
 }
 
@@ -686,8 +382,11 @@ void attention_forward(const AttentionArgs& args, const float* q, const float* k
                        float* o, float* lse) {
   validate(args);
   if (args.shape.T == 0) return;
-  const bool fast = has_avx512() && args.shape.D % 16 == 0;
-  forward<float>(args, q, k, v, fast ? avx512_tiles<float>() : portable_tiles(), o, lse);
+#if defined(__x86_64__)
+  if (isa_enabled(Isa::avx512) && args.shape.D % 16 == 0)
+    return run_forward<float>(args, q, k, v, forward::avx512_forward_tiles_f32(), o, lse);
+#endif
+  run_forward<float>(args, q, k, v, forward::simd_forward_tiles(), o, lse);
 }
 
 void attention_forward(const AttentionArgs& args, const bf16* q, const bf16* k, const bf16* v,
@@ -695,11 +394,12 @@ void attention_forward(const AttentionArgs& args, const bf16* q, const bf16* k, 
   validate(args);
   const AttentionShape& s = args.shape;
   if (s.T == 0) return;
-  if (has_avx512_bf16() && s.D % 16 == 0) {
-    forward<bf16>(args, q, k, v, avx512_tiles<bf16>(), o, lse);
-    return;
-  }
-  // No BF16 kernel for this CPU or D: FP32 on the same (exactly widened) values.
+#if defined(__x86_64__)
+  if (isa_enabled(Isa::avx512_bf16) && s.D % 16 == 0)
+    return run_forward<bf16>(args, q, k, v, forward::avx512_forward_tiles_bf16(), o, lse);
+#endif
+  // No BF16 tile for this tier or D: FP32 tiles on the same (exactly widened) values. The
+  // widening is O(T + S) beside the O(T S) attention.
   const size_t q_size = size_t(s.T) * s.H * s.D, kv_size = size_t(s.S) * s.H_kv * s.D;
   const std::vector<float> qf = widen(q, q_size), kf = widen(k, kv_size), vf = widen(v, kv_size);
   attention_forward(args, qf.data(), kf.data(), vf.data(), o, lse);

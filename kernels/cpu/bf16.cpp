@@ -15,7 +15,7 @@
 #include <cstring>
 
 #include "kernels/bf16.hpp"
-#include "kernels/cpu/dispatch.hpp"
+#include "kernels/cpu/isa.hpp"
 
 namespace paralab::kernels::cpu {
 
@@ -308,7 +308,7 @@ PARALAB_AVX512 void kahan_avx512(bf16* w, bf16* c, const float* u, size_t n) {
 
 void convert(const float* in, bf16* out, size_t n, Rounding rounding, uint64_t seed,
              uint64_t first) {
-  const bool simd = detail::has_avx512_bf16();
+  const bool simd = isa_enabled(Isa::avx512_bf16);
   const bool stream = n >= kStreamMin;
   parallel_chunks(n, [&](size_t begin, size_t end) {
     const size_t count = end - begin;
@@ -319,7 +319,7 @@ void convert(const float* in, bf16* out, size_t n, Rounding rounding, uint64_t s
 }
 
 void convert(const bf16* in, float* out, size_t n) {
-  const bool simd = detail::has_avx512_bf16();
+  const bool simd = isa_enabled(Isa::avx512_bf16);
   const bool stream = n >= kStreamMin;
   parallel_chunks(n, [&](size_t begin, size_t end) {
     if (simd) return widen_avx512(in + begin, out + begin, end - begin, stream);
@@ -328,7 +328,7 @@ void convert(const bf16* in, float* out, size_t n) {
 }
 
 void kahan_add(bf16* w, bf16* c, const float* u, size_t n) {
-  const bool simd = detail::has_avx512_bf16();
+  const bool simd = isa_enabled(Isa::avx512_bf16);
   parallel_chunks(n, [&](size_t begin, size_t end) {
     if (simd) return kahan_avx512(w + begin, c + begin, u + begin, end - begin);
     kahan_portable(w + begin, c + begin, u + begin, end - begin);

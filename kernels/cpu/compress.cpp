@@ -28,7 +28,7 @@
 
 #include "kernels/bf16.hpp"
 #include "kernels/compress_detail.hpp"
-#include "kernels/cpu/dispatch.hpp"
+#include "kernels/cpu/isa.hpp"
 
 namespace paralab::kernels::compress {
 
@@ -66,7 +66,8 @@ void for_blocks(size_t n, int threads, const std::function<void(size_t)>& f) {
 namespace {
 
 using namespace detail;
-namespace dispatch = paralab::kernels::cpu::detail;
+using paralab::kernels::cpu::Isa;
+using paralab::kernels::cpu::isa_enabled;
 using Problem = StreamError::Problem;
 
 constexpr std::array<std::byte, 4> kMagic = {std::byte{'P'}, std::byte{'L'}, std::byte{'Z'},
@@ -200,7 +201,7 @@ __attribute__((target("sse4.2"))) uint32_t crc_sse42(const unsigned char* p, siz
 
 uint32_t crc_update(const std::byte* p, size_t n, uint32_t state) {
   const auto* bytes = reinterpret_cast<const unsigned char*>(p);
-  return dispatch::has_avx512() ? crc_sse42(bytes, n, state) : crc_portable(bytes, n, state);
+  return isa_enabled(Isa::avx512) ? crc_sse42(bytes, n, state) : crc_portable(bytes, n, state);
 }
 
 // The stream's checksum: the header with its CRC field zeroed, then the rest.
@@ -277,7 +278,7 @@ PARALAB_AVX512 void int8_row_avx512(const float* x, size_t dim, std::byte* scale
 constexpr size_t kChunk = size_t{1} << 16;
 
 void to_half(const float* in, std::byte* out, size_t n, int threads) {
-  const bool simd = dispatch::has_avx512();
+  const bool simd = isa_enabled(Isa::avx512);
   for_blocks((n + kChunk - 1) / kChunk, threads, [&](size_t c) {
     const size_t first = c * kChunk, count = std::min(kChunk, n - first);
     if (simd) return to_half_avx512(in + first, out + 2 * first, count);
@@ -286,7 +287,7 @@ void to_half(const float* in, std::byte* out, size_t n, int threads) {
 }
 
 void from_half(const std::byte* in, float* out, size_t n, int threads) {
-  const bool simd = dispatch::has_avx512();
+  const bool simd = isa_enabled(Isa::avx512);
   for_blocks((n + kChunk - 1) / kChunk, threads, [&](size_t c) {
     const size_t first = c * kChunk, count = std::min(kChunk, n - first);
     if (simd) return from_half_avx512(in + 2 * first, out + first, count);
@@ -331,7 +332,7 @@ void from_bf16(const std::byte* in, float* out, size_t n, int threads) {
 void to_int8(const float* in, size_t rows, size_t dim, std::byte* scales, std::byte* values,
              int threads) {
   const size_t rows_per_block = std::max<size_t>(1, kChunk / std::max<size_t>(dim, 1));
-  const bool simd = dispatch::has_avx512();
+  const bool simd = isa_enabled(Isa::avx512);
   for_blocks((rows + rows_per_block - 1) / rows_per_block, threads, [&](size_t b) {
     const size_t end = std::min(rows, (b + 1) * rows_per_block);
     for (size_t r = b * rows_per_block; r < end; ++r) {

@@ -37,14 +37,15 @@
 #include <limits>
 
 #include "kernels/compress_detail.hpp"
-#include "kernels/cpu/dispatch.hpp"
+#include "kernels/cpu/isa.hpp"
 #include "kernels/cpu/huffman.hpp"
 
 namespace paralab::kernels::compress::detail {
 
 namespace {
 
-namespace dispatch = paralab::kernels::cpu::detail;
+using paralab::kernels::cpu::Isa;
+using paralab::kernels::cpu::isa_enabled;
 
 constexpr size_t kSymbols = size_t{1} << 16;
 constexpr size_t kTargetBlock = 4096;
@@ -305,7 +306,7 @@ __attribute__((target("fma"))) void dequantize_lorenzo_fma(const uint16_t* h, si
 
 BlockStats quantize_block(const float* x, size_t n, size_t dim, const Quantizer& q,
                           Predictor predictor, uint16_t* symbols, float* outliers) {
-  const bool simd = dispatch::has_avx512();
+  const bool simd = isa_enabled(Isa::avx512);
   if (predictor == Predictor::lorenzo_row)
     return simd ? quantize_lorenzo_fma(x, n, dim, q, symbols, outliers)
                 : quantize_lorenzo_portable(x, n, dim, q, symbols, outliers);
@@ -506,7 +507,7 @@ size_t block_values(size_t dim) {
 double absolute_bound(const float* in, size_t n, const ErrorBound& bound) {
   if (bound.mode == ErrorBound::absolute) return bound.value;
   float lo = std::numeric_limits<float>::infinity(), hi = -lo;
-  if (dispatch::has_avx512()) {
+  if (isa_enabled(Isa::avx512)) {
     finite_range_avx512(in, n, lo, hi);
   } else {
     for (size_t i = 0; i < n; ++i) {
@@ -653,7 +654,7 @@ void decode_quantized(std::span<const std::byte> codes, std::span<const std::byt
   if (!values.empty()) std::memcpy(values.data(), outliers.data(), outliers.size());
 
   const huffman::Decoder decoder(blob.lengths);
-  const bool simd = dispatch::has_avx512();
+  const bool simd = isa_enabled(Isa::avx512);
   auto dequantize = [&](size_t b, const uint16_t* h) {
     const size_t first = b * block, count = std::min(block, n - first);
     const float* o = values.data() + first_outlier[b];

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "kernels/bf16.hpp"
-#include "kernels/cpu/dispatch.hpp"
+#include "kernels/cpu/isa.hpp"
 #include "kernels/gemm.hpp"
 
 namespace paralab::kernels::cpu {
@@ -81,7 +81,7 @@ void gemm(const GemmShape& shape, const bf16* a, const bf16* b, float* c) {
   validate(shape);
   const GemmShape s = resolved(shape);
   if (handled_without_product(s, c)) return;
-  if (detail::has_avx512_bf16()) return detail::gemm_bf16_avx512(s, a, b, c);
+  if (isa_enabled(Isa::avx512_bf16)) return detail::gemm_bf16_avx512(s, a, b, c);
   gemm_bf16_portable(s, a, b, c);
 }
 

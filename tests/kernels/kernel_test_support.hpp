@@ -5,28 +5,24 @@
 #include <omp.h>
 
 #include <functional>
+#include <string>
 #include <random>
 #include <vector>
 
 #include "core/bf16.hpp"
 
-#include "kernels/cpu/dispatch.hpp"
+#include "kernels/cpu/isa.hpp"
 
 namespace paralab::kernels::test {
 
-// Runs `check` on every CPU path this machine has, naming the path in failures.
-inline void for_each_path(const std::function<void()>& check) {
-  cpu::detail::force_portable(false);
-  if (cpu::detail::has_avx512_bf16()) {
-    SCOPED_TRACE("path: avx512");
+// Runs `check` on every instruction-set tier this CPU has (isa.hpp), naming the tier in
+// failures, then restores the tier in force.
+inline void for_each_isa(const std::function<void()>& check) {
+  for (const cpu::Isa isa : cpu::available_isas()) {
+    SCOPED_TRACE(std::string("isa: ") + cpu::isa_name(isa));
+    cpu::ScopedIsa scope(isa);
     check();
   }
-  cpu::detail::force_portable(true);
-  {
-    SCOPED_TRACE("path: portable");
-    check();
-  }
-  cpu::detail::force_portable(false);
 }
 
 // Random values in [-1, 1), reproducible from the seed.

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "kernels/attention.hpp"
-#include "kernels/cpu/dispatch.hpp"
+#include "kernels/cpu/isa.hpp"
 
 namespace paralab::kernels {
 namespace {
@@ -185,14 +185,14 @@ TEST_P(AttentionBackwardReference, MatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionBackwardReference, ::testing::ValuesIn(reference_cases()),
                          [](const auto& test) { return test.param.name; });
 
-// The portable fallback (what non-AVX-512 machines run) on a few masks.
-TEST(AttentionBackward, PortableFallbackMatchesReference) {
-  cpu::detail::force_portable(true);
-  for (const Case& c : reference_cases())
-    if (c.name.find("documents_causal") == 0 || c.name.find("causal_odd") == 0 ||
-        c.name.find("none_d200") == 0)
-      expect_matches_reference(c);
-  cpu::detail::force_portable(false);
+// Every lower instruction-set tier (the best one runs the cases above).
+TEST(AttentionBackward, LowerTiersMatchReference) {
+  for (const cpu::Isa isa : cpu::available_isas()) {
+    if (isa == cpu::best_isa()) continue;
+    SCOPED_TRACE(cpu::isa_name(isa));
+    const cpu::ScopedIsa scope(isa);
+    for (const Case& c : reference_cases()) expect_matches_reference(c);
+  }
 }
 
 // Thread counts that do and do not divide the kv heads: the key blocks of a kv

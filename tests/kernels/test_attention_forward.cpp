@@ -1,7 +1,7 @@
 // cpu::attention_forward against reference::attention_forward: every mask kind, offsets (ring
 // chunks on either side), empty documents, fully masked rows, GQA 1:1, 4:1 and 8:1, the head
 // dimensions of the fast kernels (64, 128, and other multiples of 16) and of the portable
-// fallback (40, 33), sizes that are not multiples of any block, FP32 and BF16 inputs.
+// Highway tiles' column remainders (40, 33, 80), sizes that are not multiples of any block, FP32 and BF16 inputs; each on every instruction-set tier the CPU has (isa.hpp).
 //
 // Tolerances, relative to the output scale max|V| (O is a convex combination of V rows):
 //   FP32: 1e-5. Scores, exponentials and sums are FP32 (about 1e-7 relative each).
@@ -160,8 +160,9 @@ TEST_P(AttentionForward, MatchesReference) {
   const auto& [c, dtype] = GetParam();
   const AttentionArgs args = args_of(c);
   const Inputs in(c.shape, 11);
-  expect_close(run_cpu(args, in, dtype), run_reference(args, in, dtype), c.shape.D,
-               o_tolerance(dtype));
+  const Outputs want = run_reference(args, in, dtype);
+  test::for_each_isa(
+      [&] { expect_close(run_cpu(args, in, dtype), want, c.shape.D, o_tolerance(dtype)); });
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, AttentionForward,
@@ -192,8 +193,9 @@ TEST_P(AttentionForwardSkips, KeyBlocksNoQuerySees) {
       }
     };
     poison(64, c.shape.S);  // every block after the first: no query sees it
-    expect_close(run_cpu(args, in, dtype), run_reference(args, in, dtype), c.shape.D,
-                 o_tolerance(dtype));
+    const Outputs want = run_reference(args, in, dtype);
+    test::for_each_isa(
+        [&] { expect_close(run_cpu(args, in, dtype), want, c.shape.D, o_tolerance(dtype)); });
   }
 }
 
@@ -206,11 +208,13 @@ TEST(AttentionForwardEdges, NoKeysGivesZeroAndMinusInfinity) {
   AttentionArgs args;
   args.shape = {5, 0, 4, 2, 64};
   const Inputs in(args.shape, 3);
-  for (DType dtype : {DType::f32, DType::bf16}) {
-    const Outputs out = run_cpu(args, in, dtype);
-    for (float x : out.o) EXPECT_EQ(x, 0.0f);
-    for (float x : out.lse) EXPECT_EQ(x, kNegInf);
-  }
+  test::for_each_isa([&] {
+    for (DType dtype : {DType::f32, DType::bf16}) {
+      const Outputs out = run_cpu(args, in, dtype);
+      for (float x : out.o) EXPECT_EQ(x, 0.0f);
+      for (float x : out.lse) EXPECT_EQ(x, kNegInf);
+    }
+  });
 }
 
 TEST(AttentionForwardEdges, NoQueriesTouchesNothing) {
@@ -227,9 +231,11 @@ TEST(AttentionForwardEdges, ExplicitScale) {
   AttentionArgs args = args_of(c);
   args.scale = 0.5f;  // sharper than 1/sqrt(64): larger logits
   const Inputs in(c.shape, 9);
-  for (DType dtype : {DType::f32, DType::bf16})
-    expect_close(run_cpu(args, in, dtype), run_reference(args, in, dtype), c.shape.D,
-                 o_tolerance(dtype));
+  test::for_each_isa([&] {
+    for (DType dtype : {DType::f32, DType::bf16})
+      expect_close(run_cpu(args, in, dtype), run_reference(args, in, dtype), c.shape.D,
+                   o_tolerance(dtype));
+  });
 }
 
 // Every row's arithmetic is the same whichever item and thread it lands in, so the thread
@@ -240,16 +246,18 @@ TEST(AttentionForwardEdges, SameResultForAnyThreadCount) {
   const AttentionArgs args = args_of(c);
   const Inputs in(c.shape, 21);
   const int saved = threads();
-  for (DType dtype : {DType::f32, DType::bf16}) {
-    set_threads(1);
-    const Outputs one = run_cpu(args, in, dtype);
-    for (int n : {2, 3, 7}) {
-      set_threads(n);
-      const Outputs many = run_cpu(args, in, dtype);
-      EXPECT_EQ(many.o, one.o) << n << " threads";
-      EXPECT_EQ(many.lse, one.lse) << n << " threads";
+  test::for_each_isa([&] {
+    for (DType dtype : {DType::f32, DType::bf16}) {
+      set_threads(1);
+      const Outputs one = run_cpu(args, in, dtype);
+      for (int n : {2, 3, 7}) {
+        set_threads(n);
+        const Outputs many = run_cpu(args, in, dtype);
+        EXPECT_EQ(many.o, one.o) << n << " threads";
+        EXPECT_EQ(many.lse, one.lse) << n << " threads";
+      }
     }
-  }
+  });
   set_threads(saved);
 }
 

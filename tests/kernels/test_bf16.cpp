@@ -19,7 +19,7 @@
 namespace paralab::kernels {
 namespace {
 
-using test::for_each_path;
+using test::for_each_isa;
 using test::ThreadCount;
 
 float from_bits(uint32_t bits) {
@@ -110,7 +110,7 @@ TEST(Bf16Convert, HandPickedValuesRoundBitExactly) {
     EXPECT_EQ(float_to_bf16_rne(from_bits(c.in)).bits, c.nearest_even);  // the scalar definition
     EXPECT_EQ(reference_convert({from_bits(c.in)}, Rounding::truncate)[0], c.truncated);
   }
-  for_each_path([] {
+  for_each_isa([] {
     for (const Case& c : kCases) {
       SCOPED_TRACE(c.what);
       for (size_t position = 0; position < 19; ++position) {
@@ -125,7 +125,7 @@ TEST(Bf16Convert, HandPickedValuesRoundBitExactly) {
 TEST(Bf16Convert, EveryBf16WidensExactly) {
   std::vector<bf16> all(65536);
   for (uint32_t i = 0; i < 65536; ++i) all[i].bits = static_cast<uint16_t>(i);
-  for_each_path([&] {
+  for_each_isa([&] {
     std::vector<float> wide(all.size());
     cpu::convert(all.data(), wide.data(), all.size());
     for (uint32_t i = 0; i < 65536; ++i) ASSERT_EQ(to_bits(wide[i]), i << 16) << "bf16 " << i;
@@ -174,7 +174,7 @@ TEST(Bf16Convert, RandomArraysMatchReferenceInEveryMode) {
     for (const int threads : {1, 3}) {
       SCOPED_TRACE("threads = " + std::to_string(threads));
       ThreadCount scope(threads);
-      for_each_path([&] {
+      for_each_isa([&] {
         EXPECT_EQ(cpu_convert(in, Rounding::nearest_even), nearest);
         EXPECT_EQ(cpu_convert(in, Rounding::truncate), truncated);
         EXPECT_EQ(cpu_convert(in, Rounding::stochastic, 42, 7), stochastic);
@@ -192,7 +192,7 @@ TEST(Bf16Convert, RandomBf16ArraysWidenLikeReference) {
     std::vector<float> expected(n);
     reference::convert(in.data(), expected.data(), n);
     ThreadCount scope(3);
-    for_each_path([&] {
+    for_each_isa([&] {
       std::vector<float> out(n);
       cpu::convert(in.data(), out.data(), n);
       for (size_t i = 0; i < n; ++i) ASSERT_EQ(to_bits(out[i]), to_bits(expected[i])) << i;
@@ -232,7 +232,7 @@ TEST(Bf16Stochastic, UnbiasedAndRoundsUpWithTheFractionalDistance) {
   const size_t n = size_t{1} << 18;
   const uint32_t bases[] = {0x3f800000u, 0xc1230000u, 0x00120000u, 0x7f7e0000u};
   const uint32_t fractions[] = {1, 0x1999, 0x4000, 0x8000, 0xc000, 0xfffe};
-  for_each_path([&] {
+  for_each_isa([&] {
     for (const uint32_t base : bases) {
       for (const uint32_t fraction : fractions) {
         const uint32_t bits = base | fraction;
@@ -263,7 +263,7 @@ TEST(Bf16Stochastic, UnbiasedAcrossSeeds) {
   const float x = from_bits(0x3f80'0000u | 0x3000u);  // f = 0.1875
   const double f = 0x3000 / 65536.0;
   const int draws = 20000;
-  for_each_path([&] {
+  for_each_isa([&] {
     size_t ups = 0;
     for (int seed = 0; seed < draws; ++seed) {
       bf16 out;
@@ -276,7 +276,7 @@ TEST(Bf16Stochastic, UnbiasedAcrossSeeds) {
 
 TEST(Bf16Stochastic, ReproducibleAndSeedDependent) {
   const std::vector<float> in = awkward_values(100003, 5);
-  for_each_path([&] {
+  for_each_isa([&] {
     const auto first = cpu_convert(in, Rounding::stochastic, 99);
     EXPECT_EQ(cpu_convert(in, Rounding::stochastic, 99), first);
     const auto other = cpu_convert(in, Rounding::stochastic, 100);
@@ -294,7 +294,7 @@ TEST(Bf16Stochastic, FirstOffsetSlicesMatchTheWhole) {
   const size_t n = 300007;
   const std::vector<float> in = awkward_values(n, 11);
   const auto whole = reference_convert(in, Rounding::stochastic, 2024, 0);
-  for_each_path([&] {
+  for_each_isa([&] {
     ThreadCount scope(3);
     EXPECT_EQ(cpu_convert(in, Rounding::stochastic, 2024, 0), whole);
     for (const size_t k : {size_t{1}, size_t{13}, size_t{16}, size_t{70001}, n - 5}) {
@@ -327,7 +327,7 @@ TEST(KahanAdd, MatchesReferenceBitExactly) {
     std::vector<bf16> w_ref = w0, c_ref = c0;
     for (const auto& u : updates) reference::kahan_add(w_ref.data(), c_ref.data(), u.data(), n);
     ThreadCount scope(3);
-    for_each_path([&] {
+    for_each_isa([&] {
       std::vector<bf16> w = w0, c = c0;
       for (const auto& u : updates) cpu::kahan_add(w.data(), c.data(), u.data(), n);
       EXPECT_EQ(bits_of(w), bits_of(w_ref));
@@ -347,7 +347,7 @@ TEST(KahanAdd, SpecialValuesMatchReference) {
   for (size_t i = 0; i < u.size(); ++i) w0[i] = float_to_bf16_rne(w_values[i]);
   std::vector<bf16> w_ref = w0, c_ref = c0;
   reference::kahan_add(w_ref.data(), c_ref.data(), u.data(), u.size());
-  for_each_path([&] {
+  for_each_isa([&] {
     std::vector<bf16> w = w0, c = c0;
     cpu::kahan_add(w.data(), c.data(), u.data(), u.size());
     EXPECT_EQ(bits_of(w), bits_of(w_ref));
@@ -364,7 +364,7 @@ TEST(KahanAdd, SpecialValuesMatchReference) {
 TEST(KahanAdd, KeepsTinyUpdatesThatRoundingLoses) {
   const size_t n = 37;  // a vector and a masked tail
   const std::vector<float> u(n, 1e-4f);
-  for_each_path([&] {
+  for_each_isa([&] {
     std::vector<bf16> w(n, float_to_bf16_rne(1.0f)), c(n), plain(n, float_to_bf16_rne(1.0f));
     for (int step = 0; step < 10000; ++step) {
       cpu::kahan_add(w.data(), c.data(), u.data(), n);

@@ -26,7 +26,7 @@
 namespace paralab::kernels::compress {
 namespace {
 
-using test::for_each_path;
+using test::for_each_isa;
 using Problem = StreamError::Problem;
 
 float from_bits(uint32_t bits) {
@@ -104,7 +104,7 @@ const Predictor kPredictors[] = {Predictor::none, Predictor::lorenzo_row};
 // every CPU path, and checks every element.
 void check_bound(const std::vector<float>& in, size_t rows, size_t dim, ErrorBound bound) {
   const double eb = absolute_for(in, bound);
-  for_each_path([&] {
+  for_each_isa([&] {
     for (const Codec codec : kQuantizing) {
       for (const Predictor predictor : kPredictors) {
         SCOPED_TRACE(std::string(codec_name(codec)) +
@@ -159,8 +159,8 @@ std::vector<std::byte> bytes_of(const std::string& text) {
   return out;
 }
 
-TEST(CompressCrc32c, KnownValuesOnBothPaths) {
-  for_each_path([] {
+TEST(CompressCrc32c, KnownValuesOnEveryTier) {
+  for_each_isa([] {
     EXPECT_EQ(crc32c(bytes_of("123456789")), 0xe3069283u);
     EXPECT_EQ(crc32c({}), 0u);
     EXPECT_EQ(crc32c(bytes_of(std::string(32, '\0'))), 0x8a9136aau);  // RFC 3720 B.4
@@ -175,10 +175,12 @@ TEST(CompressCrc32c, KnownValuesOnBothPaths) {
   for (std::byte& b : long_buffer) b = std::byte{static_cast<uint8_t>(generator())};
   for (const size_t n : {size_t{24575}, size_t{24576}, size_t{24577}, size_t{100000}}) {
     const auto part = std::span(long_buffer).first(n);
-    cpu::detail::force_portable(true);
-    const uint32_t portable = crc32c(part, 0x12345678u);
-    cpu::detail::force_portable(false);
-    EXPECT_EQ(crc32c(part, 0x12345678u), portable) << n;
+    uint32_t portable = 0;
+    {
+      const cpu::ScopedIsa scalar(cpu::Isa::scalar);
+      portable = crc32c(part, 0x12345678u);
+    }
+    test::for_each_isa([&] { EXPECT_EQ(crc32c(part, 0x12345678u), portable) << n; });
   }
 }
 
@@ -522,7 +524,7 @@ TEST(CompressBound, ZeroBoundIsLossless) {
   for (size_t i = 0; i < in.size(); i += 5) in[i] = from_bits(generator());  // any bits
   for (size_t i = 1; i < in.size(); i += 7) in[i] = from_bits(kSpecials[generator() % 10]);
   std::copy_n(in.begin(), 16, in.begin() + 32);  // a repeated row
-  for_each_path([&] {
+  for_each_isa([&] {
     for (const Codec codec : kBoundedCodecs) {
       for (const ErrorBound bound :
            {ErrorBound{ErrorBound::absolute, 0.0}, ErrorBound{ErrorBound::relative, 0.0},
@@ -542,7 +544,7 @@ TEST(CompressBound, ZeroBoundIsLossless) {
   });
 }
 
-TEST(CompressBound, PathsAndThreadsGiveIdenticalStreams) {
+TEST(CompressBound, TiersAndThreadsGiveIdenticalStreams) {
   std::vector<float> in = normal_values(1100 * 64, 9);
   for (size_t i = 0; i < in.size(); i += 101) in[i] = from_bits(kSpecials[i % 10]);
   for (size_t i = 0; i < in.size(); i += 997) in[i] = 1e6f;
@@ -552,18 +554,18 @@ TEST(CompressBound, PathsAndThreadsGiveIdenticalStreams) {
       Params p = params_for(codec, {ErrorBound::absolute, 1e-3}, predictor);
       if (!(codec == Codec::quantize_huffman || codec == Codec::dedup_quantize_huffman))
         p.predictor = Predictor::none;
-      cpu::detail::force_portable(false);
       const auto fast = pack(in, 1100, 64, p);
       const auto fast_out = unpack(fast, 1100, 64);
-      cpu::detail::force_portable(true);
-      const auto portable = pack(in, 1100, 64, p);
-      const auto portable_out = unpack(fast, 1100, 64);
-      p.threads = 2;
-      const auto threaded = pack(in, 1100, 64, p);
-      cpu::detail::force_portable(false);
-      EXPECT_EQ(fast, portable);
-      EXPECT_EQ(fast, threaded);
-      EXPECT_EQ(0, std::memcmp(fast_out.data(), portable_out.data(), 4 * fast_out.size()));
+      test::for_each_isa([&] {
+        Params tier = p;
+        const auto stream = pack(in, 1100, 64, tier);
+        const auto out = unpack(fast, 1100, 64);
+        tier.threads = 2;
+        const auto threaded = pack(in, 1100, 64, tier);
+        EXPECT_EQ(fast, stream);
+        EXPECT_EQ(fast, threaded);
+        EXPECT_EQ(0, std::memcmp(fast_out.data(), out.data(), 4 * fast_out.size()));
+      });
     }
   }
 }
@@ -581,7 +583,7 @@ TEST(CompressDedup, RepeatedRowsComeBackExactly) {
   for (const int k : order)
     in.insert(in.end(), distinct.begin() + k * dim, distinct.begin() + (k + 1) * dim);
   const size_t rows = std::size(order);
-  for_each_path([&] {
+  for_each_isa([&] {
     const auto stream = pack(in, rows, dim, params_for(Codec::dedup));
     const auto out = unpack(stream, rows, dim);
     EXPECT_EQ(0, std::memcmp(out.data(), in.data(), 4 * in.size()));
@@ -610,7 +612,7 @@ TEST(CompressDedup, AllRowsEqualAndAllDistinct) {
 TEST(CompressCodecs, EveryCodecRoundTripsEveryShape) {
   const std::pair<size_t, size_t> shapes[] = {{0, 0}, {0, 7},   {7, 0},    {1, 1},   {5, 1},
                                               {1, 5}, {33, 16}, {3, 1000}, {300, 64}};
-  for_each_path([&] {
+  for_each_isa([&] {
     for (const auto& [rows, dim] : shapes) {
       const std::vector<float> in =
           normal_values(rows * dim, static_cast<unsigned>(rows + dim), 2.0f);
@@ -670,7 +672,7 @@ TEST(CompressCodecs, Fp16MatchesItsScalarDefinition) {
   for (size_t i = 0; i < in.size(); ++i)
     in[i] = i < std::size(cases) ? from_bits(cases[i].in) : from_bits(generator());
   std::vector<float> all_halves(65536);
-  for_each_path([&] {
+  for_each_isa([&] {
     const auto stream = pack(in, in.size(), 1, params_for(Codec::fp16));
     const std::vector<float> out = unpack(stream, in.size(), 1);
     for (size_t i = 0; i < in.size(); ++i)

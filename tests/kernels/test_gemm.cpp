@@ -32,7 +32,7 @@
 namespace paralab::kernels {
 namespace {
 
-using test::for_each_path;
+using test::for_each_isa;
 using test::ThreadCount;
 using test::to_bf16;
 
@@ -210,7 +210,7 @@ TEST(GemmBf16, MatchesReferenceForAllTransposesSizesAndScalings) {
     const Inputs in = make_inputs(s, 29);
     const std::vector<bf16> a = to_bf16(in.a), b = to_bf16(in.b);
     const Expected expected = reference_rows(s, a, b, in.c0);
-    for_each_path([&] {
+    for_each_isa([&] {
       std::vector<float> c = in.c0;
       cpu::gemm(s, a.data(), b.data(), c.data());
       expect_matches(s, expected, c);
@@ -234,7 +234,7 @@ TEST(GemmBf16, BlockedShapesAcrossCacheBlocksAndThreads) {
         const Inputs in = make_inputs(s, 41);
         const std::vector<bf16> a = to_bf16(in.a), b = to_bf16(in.b);
         const Expected expected = reference_rows(s, a, b, in.c0, rows);
-        for_each_path([&] {
+        for_each_isa([&] {
           std::vector<float> c = in.c0;
           cpu::gemm(s, a.data(), b.data(), c.data());
           expect_matches(s, expected, c);
@@ -274,7 +274,7 @@ TEST(GemmFp32, EmptyProducts) {
   check_empty_products<float>();
 }
 TEST(GemmBf16, EmptyProducts) {
-  for_each_path(check_empty_products<bf16>);
+  for_each_isa(check_empty_products<bf16>);
 }
 
 template <class T>
