@@ -9,7 +9,8 @@
 //              key/value head (GQA), so each key block is read once for all of them
 //   key block  kKeyBlock = 64 keys, packed (K transposed; for BF16 also V) so that a tile
 //              reads 64 keys as contiguous vectors
-//   tile       up to kTileRows = 6 rows against one key block (attention_forward_tiles.hpp)
+//   tile       a few rows against one key block (attention_forward_tiles.hpp): up to 6 for
+//              the AVX-512 tiles, 24 for the Highway ones
 // Tiles: the Highway kernels of the tier in force (attention_forward_simd.cpp), or on the
 // avx512 tiers the hand-written ones (attention_forward_avx512.cpp): FP32, and BF16 on
 // vdpbf16ps. Without a BF16 tile, BF16 inputs are widened to FP32 (exactly) and run the FP32
@@ -34,10 +35,9 @@ namespace paralab::kernels::cpu {
 namespace {
 
 using forward::kKeyBlock;
-using forward::kTileRows;
 using forward::packed_key_index;
 using forward::TileJob;
-using forward::TileKernels;
+using forward::Tiles;
 
 // Rows per work item: whole 6-row tiles for every power-of-two GQA group up to 32; measured
 // faster than 48 (less reuse of each key block) and 192 (Q and O of an item spill out of L2).
@@ -163,38 +163,53 @@ std::vector<size_t> item_order(const Plan& plan, const AttentionShape& s,
 // Packed once per call when several work items share each key block; otherwise (decoding:
 // one item per key/value head) each item packs a block as it reaches it, into a buffer that
 // stays in cache, instead of writing and re-reading a packed copy of all of K.
-// Key block `block` of key/value head kv, packed into out [kKeyBlock * D].
+// The elements of one packed key or value block.
+size_t block_elements(forward::Layout layout, int D) {
+  return size_t(kKeyBlock) * (layout == forward::Layout::panels ? forward::panel_columns(D) : D);
+}
+
+// Key block `block` of key/value head kv, packed into out.
 template <class T>
-void pack_key_block(const AttentionShape& s, const T* k, int kv, int block, T* out) {
+void pack_key_block(forward::Layout layout, const AttentionShape& s, const T* k, int kv, int block,
+                    T* out) {
   const int keys = std::min(kKeyBlock, s.S - block * kKeyBlock);
-  if (keys < kKeyBlock) std::fill_n(out, size_t(kKeyBlock) * s.D, T{});
+  if (keys < kKeyBlock) std::fill_n(out, block_elements(layout, s.D), T{});
   for (int key = 0; key < keys; ++key) {
     const T* row = k + (size_t(block * kKeyBlock + key) * s.H_kv + kv) * s.D;
-    for (int d = 0; d < s.D; ++d) out[packed_key_index<T>(d, key)] = row[d];
+    for (int d = 0; d < s.D; ++d) out[packed_key_index<T>(layout, s.D, d, key)] = row[d];
   }
 }
 
-// BF16 V with pairs of keys interleaved (vp[kv][block][key/2][d][2]), so that P V runs on
-// vdpbf16ps with a broadcast pair of probabilities; keys past S are zero. (FP32 V needs no
-// packing: P V reads its rows in place.)
-void pack_value_block(const AttentionShape& s, const bf16* v, int kv, int block, bf16* out) {
+// Value block `block` of key/value head kv, packed into out: BF16 with pairs of keys
+// interleaved (vp[key/2][d][2]), so that P V runs on vdpbf16ps with a broadcast pair of
+// probabilities; FP32 in panels (Layout::panels).
+template <class T>
+void pack_value_block(forward::Layout layout, const AttentionShape& s, const T* v, int kv,
+                      int block, T* out) {
   const int keys = std::min(kKeyBlock, s.S - block * kKeyBlock);
-  if (keys < kKeyBlock) std::fill_n(out, size_t(kKeyBlock) * s.D, bf16{});
+  const size_t size = block_elements(layout, s.D);
+  if (keys < kKeyBlock || size > size_t(kKeyBlock) * s.D) std::fill_n(out, size, T{});
   for (int key = 0; key < keys; ++key) {
-    const bf16* row = v + (size_t(block * kKeyBlock + key) * s.H_kv + kv) * s.D;
-    for (int d = 0; d < s.D; ++d) out[(size_t(key / 2) * s.D + d) * 2 + key % 2] = row[d];
+    const T* row = v + (size_t(block * kKeyBlock + key) * s.H_kv + kv) * s.D;
+    for (int d = 0; d < s.D; ++d) {
+      if constexpr (std::is_same_v<T, bf16>)
+        out[(size_t(key / 2) * s.D + d) * 2 + key % 2] = row[d];
+      else
+        out[forward::packed_value_index(d, key)] = row[d];
+    }
   }
 }
 
-// Every block of every key/value head, [H_kv][key_blocks][kKeyBlock * D], packed in parallel.
+// Every block of every key/value head, [H_kv][key_blocks][block], packed in parallel.
 template <class T, class PackBlock>
-std::vector<T> pack_all(const AttentionShape& s, int key_blocks, const T* x, PackBlock pack) {
-  const size_t block_size = size_t(kKeyBlock) * s.D;
+std::vector<T> pack_all(forward::Layout layout, const AttentionShape& s, int key_blocks,
+                        const T* x, PackBlock pack) {
+  const size_t block_size = block_elements(layout, s.D);
   std::vector<T> packed(size_t(s.H_kv) * key_blocks * block_size);
 #pragma omp parallel for collapse(2) schedule(static)
   for (int kv = 0; kv < s.H_kv; ++kv)
     for (int block = 0; block < key_blocks; ++block)
-      pack(s, x, kv, block, packed.data() + (size_t(kv) * key_blocks + block) * block_size);
+      pack(layout, s, x, kv, block, packed.data() + (size_t(kv) * key_blocks + block) * block_size);
   return packed;
 }
 
@@ -207,11 +222,15 @@ struct Problem {
   Plan plan;
   float c = 0;                   // softmax scale * log2(e)
   std::vector<KeyRange> ranges;  // per query token
-  TileKernels<T> tiles = {};
+  Tiles<T> tiles;
   const T* q = nullptr;
   const T* k = nullptr;
   const T* v = nullptr;
-  bool packed_once = false;  // kt (and vp for BF16) hold every block, [H_kv][key_blocks][...]
+  // FP32 V: packed in panels for the Highway tiles (in place, rows H_kv * D floats apart fall
+  // into a few L1 sets, and a tile's pass over 64 keys of one column chunk missed L1 for half
+  // of them), read in place by the AVX-512 tiles (as measured).
+  bool pack_values = true;
+  bool packed_once = false;  // kt (and vp when packed) hold every block, [H_kv][key_blocks][...]
   std::vector<T> kt, vp;
   float* o = nullptr;
   float* lse = nullptr;
@@ -238,8 +257,8 @@ void start_item(const Problem<T>& pb, const Item& item, ItemState<T>& st) {
   st.lo.resize(rows);
   st.hi.resize(rows);
   if (!pb.packed_once) {
-    st.kt.resize(size_t(kKeyBlock) * D);
-    if constexpr (std::is_same_v<T, bf16>) st.vp.resize(size_t(kKeyBlock) * D);
+    st.kt.resize(block_elements(pb.tiles.layout, s.D));
+    if (pb.pack_values) st.vp.resize(block_elements(pb.tiles.layout, s.D));
   }
   for (int t = 0; t < item.tokens; ++t)
     for (int g = 0; g < pb.plan.heads; ++g)
@@ -250,27 +269,24 @@ void start_item(const Problem<T>& pb, const Item& item, ItemState<T>& st) {
 // The packed key block `block` of key/value head kv.
 template <class T>
 const T* key_block(const Problem<T>& pb, int kv, int block, ItemState<T>& st) {
-  const size_t size = size_t(kKeyBlock) * pb.shape.D;
+  const size_t size = block_elements(pb.tiles.layout, pb.shape.D);
   if (pb.packed_once) return pb.kt.data() + (size_t(kv) * pb.plan.key_blocks + block) * size;
-  pack_key_block(pb.shape, pb.k, kv, block, st.kt.data());
+  pack_key_block(pb.tiles.layout, pb.shape, pb.k, kv, block, st.kt.data());
   return st.kt.data();
 }
 
-// The value block: FP32 rows in place in V (TileJob::v_stride apart), BF16 packed.
+// The value block: packed, or FP32 rows in place in V (v_stride() apart).
 template <class T>
 const T* value_block(const Problem<T>& pb, int kv, int block, ItemState<T>& st) {
-  if constexpr (std::is_same_v<T, float>) {
-    return pb.v + (size_t(block) * kKeyBlock * pb.shape.H_kv + kv) * pb.shape.D;
-  } else {
-    const size_t size = size_t(kKeyBlock) * pb.shape.D;
-    if (pb.packed_once) return pb.vp.data() + (size_t(kv) * pb.plan.key_blocks + block) * size;
-    pack_value_block(pb.shape, pb.v, kv, block, st.vp.data());
-    return st.vp.data();
-  }
+  if (!pb.pack_values) return pb.v + (size_t(block) * kKeyBlock * pb.shape.H_kv + kv) * pb.shape.D;
+  const size_t size = block_elements(pb.tiles.layout, pb.shape.D);
+  if (pb.packed_once) return pb.vp.data() + (size_t(kv) * pb.plan.key_blocks + block) * size;
+  pack_value_block(pb.tiles.layout, pb.shape, pb.v, kv, block, st.vp.data());
+  return st.vp.data();
 }
 
 // The item's rows against key block `block`: only the tokens that see one of its keys, in
-// tiles of kTileRows rows.
+// tiles of up to tiles.max_rows rows.
 template <class T>
 void run_key_block(const Problem<T>& pb, const Item& item, int block, ItemState<T>& st) {
   const int j0 = block * kKeyBlock, keys = std::min(kKeyBlock, pb.shape.S - j0);
@@ -289,17 +305,17 @@ void run_key_block(const Problem<T>& pb, const Item& item, int block, ItemState<
   job.c = pb.c;
   job.kt = key_block(pb, item.kv, block, st);
   job.v = value_block(pb, item.kv, block, st);
-  job.v_stride = size_t(pb.shape.H_kv) * pb.shape.D;
+  job.v_stride = size_t(pb.shape.H_kv) * pb.shape.D;  // V in place (FP32, Layout::avx512)
   const int row_end = last * heads;
-  for (int row = first * heads; row < row_end; row += kTileRows) {
-    job.rows = std::min(kTileRows, row_end - row);
+  for (int row = first * heads; row < row_end; row += pb.tiles.max_rows) {
+    job.rows = std::min(pb.tiles.max_rows, row_end - row);
     job.lo = st.lo.data() + row;
     job.hi = st.hi.data() + row;
     job.q = st.q.data() + size_t(row) * job.D;
     job.m = st.m.data() + row;
     job.l = st.l.data() + row;
     job.o = st.o.data() + size_t(row) * job.D;
-    pb.tiles[job.rows - 1](job);
+    pb.tiles.run(job);
   }
 }
 
@@ -348,7 +364,7 @@ void run(const Problem<T>& pb) {
 
 template <class T>
 void run_forward(const AttentionArgs& args, const T* q, const T* k, const T* v,
-             const TileKernels<T>& tiles, float* o, float* lse) {
+                 const Tiles<T>& tiles, float* o, float* lse) {
   const AttentionShape& s = args.shape;
   Problem<T> pb;
   pb.shape = s;
@@ -359,11 +375,11 @@ void run_forward(const AttentionArgs& args, const T* q, const T* k, const T* v,
   pb.q = q;
   pb.k = k;
   pb.v = v;
+  pb.pack_values = std::is_same_v<T, bf16> || tiles.layout == forward::Layout::panels;
   pb.packed_once = pb.plan.token_blocks * pb.plan.head_blocks > 2;
   if (pb.packed_once) {
-    pb.kt = pack_all(s, pb.plan.key_blocks, k, pack_key_block<T>);
-    if constexpr (std::is_same_v<T, bf16>)
-      pb.vp = pack_all(s, pb.plan.key_blocks, v, pack_value_block);
+    pb.kt = pack_all(tiles.layout, s, pb.plan.key_blocks, k, pack_key_block<T>);
+    if (pb.pack_values) pb.vp = pack_all(tiles.layout, s, pb.plan.key_blocks, v, pack_value_block<T>);
   }
   pb.o = o;
   pb.lse = lse;

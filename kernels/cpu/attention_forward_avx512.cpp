@@ -29,6 +29,7 @@ namespace paralab::kernels::cpu::forward {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr int kTileRows = 6;  // 6 rows x 4 vectors of scores: 24 of the 32 registers
 
 struct KeyRange {
   int lo = 0, hi = 0;
@@ -263,14 +264,26 @@ PARALAB_AVX512_BF16 void tile_bf16(const TileJob<bf16>& job) {
   accumulate_columns<R>(job, p, alpha, tile_keys(job));
 }
 
-}  // namespace
-
-TileKernels<float> avx512_forward_tiles_f32() {
-  return {tile_f32<1>, tile_f32<2>, tile_f32<3>, tile_f32<4>, tile_f32<5>, tile_f32<6>};
+void run_f32(const TileJob<float>& job) {
+  static constexpr void (*by_rows[])(const TileJob<float>&) = {
+      tile_f32<1>, tile_f32<2>, tile_f32<3>, tile_f32<4>, tile_f32<5>, tile_f32<6>};
+  by_rows[job.rows - 1](job);
 }
 
-TileKernels<bf16> avx512_forward_tiles_bf16() {
-  return {tile_bf16<1>, tile_bf16<2>, tile_bf16<3>, tile_bf16<4>, tile_bf16<5>, tile_bf16<6>};
+void run_bf16(const TileJob<bf16>& job) {
+  static constexpr void (*by_rows[])(const TileJob<bf16>&) = {
+      tile_bf16<1>, tile_bf16<2>, tile_bf16<3>, tile_bf16<4>, tile_bf16<5>, tile_bf16<6>};
+  by_rows[job.rows - 1](job);
+}
+
+}  // namespace
+
+Tiles<float> avx512_forward_tiles_f32() {
+  return {run_f32, kTileRows, Layout::avx512};
+}
+
+Tiles<bf16> avx512_forward_tiles_bf16() {
+  return {run_bf16, kTileRows, Layout::avx512};
 }
 
 }  // namespace paralab::kernels::cpu::forward
