@@ -12,6 +12,8 @@
 
 #include <hwy/highway.h>
 
+#include <cstdint>
+
 HWY_BEFORE_NAMESPACE();
 namespace paralab::kernels::cpu::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
@@ -51,6 +53,18 @@ HWY_INLINE hn::Mask<D> LanesIn(D d, int j0, int lo, int hi) {
   // (index > lo - 1: Highway 1.0 has no integer >= on x86.)
   return hn::RebindMask(
       d, hn::And(hn::Gt(index, hn::Set(di, lo - 1)), hn::Lt(index, hn::Set(di, hi))));
+}
+
+// Lanes i whose bit i of `bits` is set (lane counts up to 32).
+template <class D>
+HWY_INLINE hn::Mask<D> MaskFromBits(D d, uint32_t bits) {
+  const hn::RebindToUnsigned<D> du;
+  alignas(64) static constexpr uint32_t kLaneBits[32] = {
+      1u << 0,  1u << 1,  1u << 2,  1u << 3,  1u << 4,  1u << 5,  1u << 6,  1u << 7,
+      1u << 8,  1u << 9,  1u << 10, 1u << 11, 1u << 12, 1u << 13, 1u << 14, 1u << 15,
+      1u << 16, 1u << 17, 1u << 18, 1u << 19, 1u << 20, 1u << 21, 1u << 22, 1u << 23,
+      1u << 24, 1u << 25, 1u << 26, 1u << 27, 1u << 28, 1u << 29, 1u << 30, 1u << 31};
+  return hn::RebindMask(d, hn::TestBit(hn::Set(du, bits), hn::LoadU(du, kLaneBits)));
 }
 
 // The low 64 bits of a * b per 64-bit lane, from 32 x 32 -> 64-bit products (MulEven), for
