@@ -28,7 +28,16 @@
 
 #include "kernels/bf16.hpp"
 #include "kernels/compress_detail.hpp"
+#include "kernels/cpu/compress_simd.hpp"
 #include "kernels/cpu/isa.hpp"
+
+#if defined(__aarch64__)
+#include <arm_acle.h>
+#include <sys/auxv.h>
+#ifndef HWCAP_CRC32
+#define HWCAP_CRC32 (1 << 7)
+#endif
+#endif
 
 namespace paralab::kernels::compress {
 
@@ -164,44 +173,80 @@ struct ZeroBytes {
   }
 };
 
-// SSE4.2's crc32 instruction, which every AVX-512 CPU has; taken with the
-// AVX-512 paths so that force_portable() also covers the table version. One
-// crc32 a cycle but 3 cycles of latency: three lanes of kLane bytes run
-// side by side, then join: crc(A B C) = zeros(zeros(crc(A)) ^ crc(B)) ^ crc(C).
-__attribute__((target("sse4.2"))) uint32_t crc_sse42(const unsigned char* p, size_t n,
-                                                     uint32_t crc) {
+// Three lanes of the CRC instruction side by side (one a cycle, 3 cycles of latency), joined:
+// crc(A B C) = zeros(zeros(crc(A)) ^ crc(B)) ^ crc(C). Step8/Step1 are the instruction on 8
+// bytes and on one byte.
+template <class Step8, class Step1>
+[[gnu::always_inline]] inline uint32_t crc_lanes(const unsigned char* p, size_t n, uint32_t crc,
+                                                 Step8 step8, Step1 step1) {
   constexpr size_t kLane = 8192;
   if (n >= 3 * kLane) {
     static const ZeroBytes zeros(kLane);
     for (; n >= 3 * kLane; n -= 3 * kLane, p += 3 * kLane) {
-      uint64_t a = crc, b = 0, c = 0;
+      uint32_t a = crc, b = 0, c = 0;
       for (size_t j = 0; j < kLane; j += 8) {
         uint64_t wa, wb, wc;
         std::memcpy(&wa, p + j, 8);
         std::memcpy(&wb, p + kLane + j, 8);
         std::memcpy(&wc, p + 2 * kLane + j, 8);
-        a = _mm_crc32_u64(a, wa);
-        b = _mm_crc32_u64(b, wb);
-        c = _mm_crc32_u64(c, wc);
+        a = step8(a, wa);
+        b = step8(b, wb);
+        c = step8(c, wc);
       }
-      crc = zeros(zeros(static_cast<uint32_t>(a)) ^ static_cast<uint32_t>(b)) ^
-            static_cast<uint32_t>(c);
+      crc = zeros(zeros(a) ^ b) ^ c;
     }
   }
-  uint64_t c = crc;
   for (; n >= 8; n -= 8, p += 8) {
     uint64_t w;
     std::memcpy(&w, p, 8);
-    c = _mm_crc32_u64(c, w);
+    crc = step8(crc, w);
   }
-  crc = static_cast<uint32_t>(c);
-  for (; n > 0; --n) crc = _mm_crc32_u8(crc, *p++);
+  for (; n > 0; --n) crc = step1(crc, *p++);
   return crc;
 }
 
+#if defined(__x86_64__)
+// SSE4.2's crc32 instruction: the sse4 tier and above.
+__attribute__((target("sse4.2"))) uint32_t crc_hardware(const unsigned char* p, size_t n,
+                                                        uint32_t crc) {
+  return crc_lanes(
+      p, n, crc,
+      [](uint32_t c, uint64_t w) __attribute__((target("sse4.2"))) {
+        return static_cast<uint32_t>(_mm_crc32_u64(c, w));
+      },
+      [](uint32_t c, unsigned char b) __attribute__((target("sse4.2"))) {
+        return _mm_crc32_u8(c, b);
+      });
+}
+bool crc_in_hardware() {
+  return isa_enabled(Isa::sse4);
+}
+#elif defined(__aarch64__)
+// ARMv8's CRC32C instructions (optional in v8.0, required from v8.1: every Neoverse and
+// Grace core has them), on the neon tier and above.
+__attribute__((target("+crc"))) uint32_t crc_hardware(const unsigned char* p, size_t n,
+                                                      uint32_t crc) {
+  return crc_lanes(
+      p, n, crc,
+      [](uint32_t c, uint64_t w) __attribute__((target("+crc"))) { return __crc32cd(c, w); },
+      [](uint32_t c, unsigned char b) __attribute__((target("+crc"))) { return __crc32cb(c, b); });
+}
+bool crc_in_hardware() {
+  static const bool cpu_has = (getauxval(AT_HWCAP) & HWCAP_CRC32) != 0;
+  return cpu_has && isa_enabled(Isa::neon);
+}
+#else
+uint32_t crc_hardware(const unsigned char* p, size_t n, uint32_t crc) {
+  return crc_portable(p, n, crc);
+}
+bool crc_in_hardware() {
+  return false;
+}
+#endif
+
 uint32_t crc_update(const std::byte* p, size_t n, uint32_t state) {
   const auto* bytes = reinterpret_cast<const unsigned char*>(p);
-  return isa_enabled(Isa::avx512) ? crc_sse42(bytes, n, state) : crc_portable(bytes, n, state);
+  return crc_in_hardware() ? crc_hardware(bytes, n, state) : crc_portable(bytes, n, state);
 }
 
 // The stream's checksum: the header with its CRC field zeroed, then the rest.
@@ -216,6 +261,7 @@ uint32_t stream_crc(std::span<const std::byte> stream) {
 
 // --- FP16 --------------------------------------------------------------------------------
 
+#if defined(__x86_64__)
 #define PARALAB_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 
 PARALAB_AVX512 __mmask16 lanes_left(size_t left) {
@@ -274,25 +320,50 @@ PARALAB_AVX512 void int8_row_avx512(const float* x, size_t dim, std::byte* scale
 }
 
 #undef PARALAB_AVX512
+#endif  // __x86_64__
+
+// The hand-written AVX-512 stages on the avx512 tier; Highway's elsewhere.
+bool hand_written() {
+#if defined(__x86_64__)
+  return isa_enabled(Isa::avx512);
+#else
+  return false;
+#endif
+}
 
 constexpr size_t kChunk = size_t{1} << 16;
 
+// Stream bytes hold the 16-bit values at any alignment: misaligned chunks go through an
+// aligned buffer.
 void to_half(const float* in, std::byte* out, size_t n, int threads) {
-  const bool simd = isa_enabled(Isa::avx512);
+  const bool hand = hand_written();
   for_blocks((n + kChunk - 1) / kChunk, threads, [&](size_t c) {
     const size_t first = c * kChunk, count = std::min(kChunk, n - first);
-    if (simd) return to_half_avx512(in + first, out + 2 * first, count);
-    for (size_t i = first; i < first + count; ++i) store(out + 2 * i, float_to_half(in[i]));
+#if defined(__x86_64__)
+    if (hand) return to_half_avx512(in + first, out + 2 * first, count);
+#endif
+    std::byte* at = out + 2 * first;
+    if (reinterpret_cast<uintptr_t>(at) % alignof(uint16_t) == 0)
+      return simd::to_half(in + first, reinterpret_cast<uint16_t*>(at), count);
+    uint16_t* buffer = scratch<uint16_t, 13>(kChunk);
+    simd::to_half(in + first, buffer, count);
+    std::memcpy(at, buffer, 2 * count);
   });
 }
 
 void from_half(const std::byte* in, float* out, size_t n, int threads) {
-  const bool simd = isa_enabled(Isa::avx512);
+  const bool hand = hand_written();
   for_blocks((n + kChunk - 1) / kChunk, threads, [&](size_t c) {
     const size_t first = c * kChunk, count = std::min(kChunk, n - first);
-    if (simd) return from_half_avx512(in + 2 * first, out + first, count);
-    for (size_t i = first; i < first + count; ++i)
-      out[i] = half_to_float(load<uint16_t>(in + 2 * i));
+#if defined(__x86_64__)
+    if (hand) return from_half_avx512(in + 2 * first, out + first, count);
+#endif
+    const std::byte* at = in + 2 * first;
+    if (reinterpret_cast<uintptr_t>(at) % alignof(uint16_t) == 0)
+      return simd::from_half(reinterpret_cast<const uint16_t*>(at), out + first, count);
+    uint16_t* buffer = scratch<uint16_t, 13>(kChunk);
+    std::memcpy(buffer, at, 2 * count);
+    simd::from_half(buffer, out + first, count);
   });
 }
 
@@ -332,31 +403,20 @@ void from_bf16(const std::byte* in, float* out, size_t n, int threads) {
 void to_int8(const float* in, size_t rows, size_t dim, std::byte* scales, std::byte* values,
              int threads) {
   const size_t rows_per_block = std::max<size_t>(1, kChunk / std::max<size_t>(dim, 1));
-  const bool simd = isa_enabled(Isa::avx512);
+  const bool hand = hand_written();
   for_blocks((rows + rows_per_block - 1) / rows_per_block, threads, [&](size_t b) {
     const size_t end = std::min(rows, (b + 1) * rows_per_block);
     for (size_t r = b * rows_per_block; r < end; ++r) {
       const float* x = in + r * dim;
-      if (simd) {
+#if defined(__x86_64__)
+      if (hand) {
         int8_row_avx512(x, dim, scales + 4 * r, reinterpret_cast<int8_t*>(values + r * dim));
         continue;
       }
-      float largest = 0.0f;
-      for (size_t j = 0; j < dim; ++j) {
-        const float a = std::fabs(x[j]);
-        largest = a <= std::numeric_limits<float>::max() && a > largest ? a : largest;
-      }
-      const float scale = largest / 127.0f;
-      const float inverse = largest > 0.0f ? 127.0f / largest : 0.0f;
-      store(scales + 4 * r, scale);
-      auto* q = reinterpret_cast<int8_t*>(values + r * dim);
-      for (size_t j = 0; j < dim; ++j) {
-        float v = x[j] * inverse;
-        v = v == v ? v : 0.0f;  // NaN (and 0 x inf) to 0
-        v = std::min(127.0f, std::max(-127.0f, v));
-        v = (v + 12582912.0f) - 12582912.0f;  // round to nearest even
-        q[j] = static_cast<int8_t>(v);
-      }
+#endif
+      // The scalar definition (Highway's int8_row runs it on the tail): scale = max |finite
+      // x| / 127, q = round to even of x * (127 / max) clamped to +-127, NaN to 0.
+      store(scales + 4 * r, simd::int8_row(x, dim, reinterpret_cast<int8_t*>(values + r * dim)));
     }
   });
 }

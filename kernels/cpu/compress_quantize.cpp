@@ -12,11 +12,12 @@
 // pred), pred the previous reconstructed value in the row (an outlier's own
 // value if finite, else 0).
 //
-// Both paths (AVX-512 and portable) make the same decisions with the same
+// Every path (hand-written AVX-512 on the avx512 tier, Highway on the others:
+// compress_simd.cpp, scalar tails) makes the same decisions with the same
 // IEEE operations. The products and differences are kept apart from each
-// other (embedded-rounding intrinsics on AVX-512, an optimisation barrier in
-// scalar code), so the compiler cannot contract them into an FMA whose
-// single rounding the decompressor would not reproduce.
+// other (embedded-rounding intrinsics on AVX-512, -ffp-contract=off and an
+// optimisation barrier in scalar code), so the compiler cannot contract them
+// into an FMA whose single rounding the decompressor would not reproduce.
 //
 // Sections. Codes: u32 values per block B, u32 blocks, i32 code_lo,
 // blocks x u32 outliers in the block, then a Huffman blob over the symbols
@@ -37,8 +38,9 @@
 #include <limits>
 
 #include "kernels/compress_detail.hpp"
-#include "kernels/cpu/isa.hpp"
+#include "kernels/cpu/compress_simd.hpp"
 #include "kernels/cpu/huffman.hpp"
+#include "kernels/cpu/isa.hpp"
 
 namespace paralab::kernels::compress::detail {
 
@@ -98,10 +100,10 @@ template <bool kLorenzo>
   return true;
 }
 
-BlockStats quantize_none_portable(const float* x, size_t n, const Quantizer& q, uint16_t* symbols,
-                                  float* outliers) {
-  BlockStats stats;
-  for (size_t i = 0; i < n; ++i) {
+// Values [first, n), after a vector path took [0, first) into stats.
+BlockStats quantize_none_portable(const float* x, size_t first, size_t n, const Quantizer& q,
+                                  uint16_t* symbols, float* outliers, BlockStats stats = {}) {
+  for (size_t i = first; i < n; ++i) {
     int32_t code;
     float recon;
     if (quantize_one<false>(x[i], 0.0f, q, &code, &recon)) {
@@ -116,9 +118,10 @@ BlockStats quantize_none_portable(const float* x, size_t n, const Quantizer& q, 
   return stats;
 }
 
-// Whole rows of dim values. Scalar on every path: the row is a chain. Two
-// copies: one where std::fma is an instruction (CPUs with AVX-512 have FMA),
-// one where it is a call to the C library's fmaf; both are exact.
+// Whole rows of dim values. Scalar on every path: the row is a chain. On
+// x86-64 two copies: one where std::fma is an instruction (the avx2 tier and
+// above have FMA), one where it is a call to the C library's fmaf; both are
+// exact. (aarch64 always has the instruction.)
 [[gnu::always_inline]] inline BlockStats lorenzo_body(const float* x, size_t n, size_t dim,
                                                       const Quantizer& q, uint16_t* symbols,
                                                       float* outliers) {
@@ -148,13 +151,30 @@ BlockStats quantize_lorenzo_portable(const float* x, size_t n, size_t dim, const
   return lorenzo_body(x, n, dim, q, symbols, outliers);
 }
 
+#if defined(__x86_64__)
 __attribute__((target("fma"))) BlockStats quantize_lorenzo_fma(const float* x, size_t n, size_t dim,
                                                                const Quantizer& q,
                                                                uint16_t* symbols, float* outliers) {
   return lorenzo_body(x, n, dim, q, symbols, outliers);
 }
+#else
+BlockStats quantize_lorenzo_fma(const float* x, size_t n, size_t dim, const Quantizer& q,
+                                uint16_t* symbols, float* outliers) {
+  return lorenzo_body(x, n, dim, q, symbols, outliers);
+}
+#endif
+
+// Whether std::fma is an instruction on the tier in force.
+bool fma_instruction() {
+#if defined(__x86_64__)
+  return isa_enabled(Isa::avx2);
+#else
+  return true;
+#endif
+}
 
 // --- AVX-512: 16 values a step ------------------------------------------------------------
+#if defined(__x86_64__)
 
 #define PARALAB_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
@@ -253,11 +273,12 @@ PARALAB_AVX512 void finite_range_avx512(const float* x, size_t n, float& lo, flo
 }
 
 #undef PARALAB_AVX512
+#endif  // __x86_64__
 
-void dequantize_portable(const uint16_t* h, size_t n, int32_t code_lo, float step,
-                         const float* outliers, size_t count, float* out) {
-  size_t used = 0;
-  for (size_t i = 0; i < n; ++i) {
+// Values [first, n), after a vector path took [0, first) and `used` outliers.
+void dequantize_portable(const uint16_t* h, size_t first, size_t n, int32_t code_lo, float step,
+                         const float* outliers, size_t count, float* out, size_t used = 0) {
+  for (size_t i = first; i < n; ++i) {
     if (h[i] == 0) {
       if (used == count) corrupt("codes section: a block has more outliers than it declares");
       out[i] = outliers[used++];
@@ -297,21 +318,26 @@ void dequantize_lorenzo_portable(const uint16_t* h, size_t n, size_t dim, int32_
   unlorenzo_body(h, n, dim, code_lo, step, outliers, count, out);
 }
 
-__attribute__((target("fma"))) void dequantize_lorenzo_fma(const uint16_t* h, size_t n, size_t dim,
-                                                           int32_t code_lo, float step,
-                                                           const float* outliers, size_t count,
-                                                           float* out) {
+#if defined(__x86_64__)
+__attribute__((target("fma")))
+#endif
+void dequantize_lorenzo_fma(const uint16_t* h, size_t n, size_t dim, int32_t code_lo, float step,
+                            const float* outliers, size_t count, float* out) {
   unlorenzo_body(h, n, dim, code_lo, step, outliers, count, out);
 }
 
 BlockStats quantize_block(const float* x, size_t n, size_t dim, const Quantizer& q,
                           Predictor predictor, uint16_t* symbols, float* outliers) {
-  const bool simd = isa_enabled(Isa::avx512);
   if (predictor == Predictor::lorenzo_row)
-    return simd ? quantize_lorenzo_fma(x, n, dim, q, symbols, outliers)
-                : quantize_lorenzo_portable(x, n, dim, q, symbols, outliers);
-  if (simd) return quantize_none_avx512(x, n, q, symbols, outliers);
-  return quantize_none_portable(x, n, q, symbols, outliers);
+    return fma_instruction() ? quantize_lorenzo_fma(x, n, dim, q, symbols, outliers)
+                             : quantize_lorenzo_portable(x, n, dim, q, symbols, outliers);
+#if defined(__x86_64__)
+  if (isa_enabled(Isa::avx512)) return quantize_none_avx512(x, n, q, symbols, outliers);
+#endif
+  BlockStats stats;
+  const size_t done = simd::quantize_none(x, n, q.inverse, q.step, q.bound, symbols, outliers,
+                                          &stats.outliers, &stats.lo, &stats.hi);
+  return quantize_none_portable(x, done, n, q, symbols, outliers, stats);
 }
 
 // --- symbol counts -------------------------------------------------------------------
@@ -507,14 +533,18 @@ size_t block_values(size_t dim) {
 double absolute_bound(const float* in, size_t n, const ErrorBound& bound) {
   if (bound.mode == ErrorBound::absolute) return bound.value;
   float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+  size_t done = 0;
+#if defined(__x86_64__)
   if (isa_enabled(Isa::avx512)) {
     finite_range_avx512(in, n, lo, hi);
-  } else {
-    for (size_t i = 0; i < n; ++i) {
-      if (!is_finite(in[i])) continue;
-      lo = std::min(lo, in[i]);
-      hi = std::max(hi, in[i]);
-    }
+    done = n;
+  }
+#endif
+  if (done == 0) done = simd::finite_range(in, n, &lo, &hi);
+  for (size_t i = done; i < n; ++i) {
+    if (!is_finite(in[i])) continue;
+    lo = std::min(lo, in[i]);
+    hi = std::max(hi, in[i]);
   }
   if (!(lo <= hi)) return 0.0;  // no finite value
   return bound.value * (static_cast<double>(hi) - static_cast<double>(lo));
@@ -654,19 +684,25 @@ void decode_quantized(std::span<const std::byte> codes, std::span<const std::byt
   if (!values.empty()) std::memcpy(values.data(), outliers.data(), outliers.size());
 
   const huffman::Decoder decoder(blob.lengths);
-  const bool simd = isa_enabled(Isa::avx512);
+  const bool fma = fma_instruction();
+#if defined(__x86_64__)
+  const bool avx512 = isa_enabled(Isa::avx512);
+#endif
   auto dequantize = [&](size_t b, const uint16_t* h) {
     const size_t first = b * block, count = std::min(block, n - first);
     const float* o = values.data() + first_outlier[b];
     const size_t k = first_outlier[b + 1] - first_outlier[b];
-    if (predictor == Predictor::lorenzo_row && simd)
-      dequantize_lorenzo_fma(h, count, dim, code_lo, step, o, k, out + first);
-    else if (predictor == Predictor::lorenzo_row)
-      dequantize_lorenzo_portable(h, count, dim, code_lo, step, o, k, out + first);
-    else if (simd)
-      dequantize_avx512(h, count, code_lo, step, o, k, out + first);
-    else
-      dequantize_portable(h, count, code_lo, step, o, k, out + first);
+    if (predictor == Predictor::lorenzo_row) {
+      if (fma) return dequantize_lorenzo_fma(h, count, dim, code_lo, step, o, k, out + first);
+      return dequantize_lorenzo_portable(h, count, dim, code_lo, step, o, k, out + first);
+    }
+#if defined(__x86_64__)
+    if (avx512) return dequantize_avx512(h, count, code_lo, step, o, k, out + first);
+#endif
+    size_t used = 0;
+    const size_t done = simd::dequantize(h, count, code_lo, step, o, k, out + first, &used);
+    if (used > k) corrupt("codes section: a block has more outliers than it declares");
+    dequantize_portable(h, done, count, code_lo, step, o, k, out + first, used);
   };
   // Blocks in pairs, whose Huffman codes decode interleaved.
   for_blocks((blocks + 1) / 2, threads, [&](size_t pair) {
