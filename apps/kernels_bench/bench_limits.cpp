@@ -25,26 +25,16 @@ BENCHMARK(BM_sgemm_openblas)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond
 }  // namespace
 }  // namespace paralab::kernels_bench
 
-// The cores' arithmetic peak, for context beside the SGEMM limit (Debian's
-// OpenBLAS may run narrower vectors than the CPU has): independent chains of
-// 512-bit FMAs (FP32) and BF16 dot products, every thread, no memory traffic.
+// The cores' arithmetic peak, for context beside the SGEMM limit (Debian's OpenBLAS may run
+// narrower vectors than the CPU has): independent chains of FMAs at the widest vectors of the
+// instruction-set tier in force (bench_peak.cpp, Highway), every thread, no memory traffic;
+// and on the avx512_bf16 tier, chains of BF16 dot products.
 #if defined(__x86_64__)
 namespace paralab::kernels_bench {
 namespace {
 
 constexpr int kChains = 12;  // enough independent chains to cover FMA latency
 constexpr long kSteps = 1 << 20;
-
-__attribute__((target("avx512f"))) float fma_chains() {
-  __m512 acc[kChains];
-  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(1e-7f);
-  for (auto& x : acc) x = _mm512_set1_ps(1.0f);
-  for (long s = 0; s < kSteps; ++s)
-    for (auto& x : acc) x = _mm512_fmadd_ps(x, a, b);
-  __m512 sum = acc[0];
-  for (int c = 1; c < kChains; ++c) sum = _mm512_add_ps(sum, acc[c]);
-  return _mm512_reduce_add_ps(sum);
-}
 
 __attribute__((target("avx512f,avx512bf16"))) float dpbf16_chains() {
   __m512 acc[kChains];
@@ -57,27 +47,18 @@ __attribute__((target("avx512f,avx512bf16"))) float dpbf16_chains() {
   return _mm512_reduce_add_ps(sum);
 }
 
-// FLOPs per thread and call: 16 lanes x 2 (FMA) or 32 pairs x 2 (dot product).
-template <float (*Chains)()>
-void BM_peak(benchmark::State& state, double flops_per_lane_step) {
-  const double flops = flops_per_lane_step * 16.0 * kChains * kSteps * omp_get_max_threads();
+// FLOPs per thread and call: 32 pairs x 2 per instruction.
+void BM_peak_dot_bf16_avx512(benchmark::State& state) {
+  if (!kernels::cpu::isa_enabled(kernels::cpu::Isa::avx512_bf16))
+    return state.SkipWithError("no AVX512-BF16 on the tier in force");
+  const double flops = 4.0 * 16.0 * kChains * kSteps * omp_get_max_threads();
   float sink = 0;
   run_compute_bound(state, flops, [&] {
 #pragma omp parallel reduction(+ : sink)
-    sink += Chains();
+    sink += dpbf16_chains();
   });
   benchmark::DoNotOptimize(sink);
 }
-
-void BM_peak_fma_f32_avx512(benchmark::State& state) {
-  if (!kernels::cpu::isa_enabled(kernels::cpu::Isa::avx512)) return state.SkipWithError("no AVX-512");
-  BM_peak<fma_chains>(state, 2.0);
-}
-void BM_peak_dot_bf16_avx512(benchmark::State& state) {
-  if (!kernels::cpu::isa_enabled(kernels::cpu::Isa::avx512_bf16)) return state.SkipWithError("no AVX512-BF16");
-  BM_peak<dpbf16_chains>(state, 4.0);
-}
-BENCHMARK(BM_peak_fma_f32_avx512)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_peak_dot_bf16_avx512)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace

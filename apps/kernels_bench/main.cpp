@@ -2,7 +2,8 @@
 // benchmarks run, it measures the limits their rates are compared with, on
 // the same cores and thread count: OpenBLAS SGEMM GFLOP/s and STREAM-style
 // memory bandwidth (best of copies and a read-only sum). Threads: --threads N
-// (default: every core of the host).
+// (default: every core of the host). --isa TIER (or PARALAB_ISA) runs the
+// kernels on a lower instruction-set tier (kernels/cpu/isa.hpp).
 #include <cblas.h>
 #include <omp.h>
 
@@ -11,8 +12,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
+#include <stdexcept>
 #include <string>
 
+#include "kernels/cpu/isa.hpp"
 #include "kernels/threads.hpp"
 #include "support.hpp"
 
@@ -87,26 +91,61 @@ double measure_memory_GBps() {
   return best;
 }
 
-// Removes --threads N / --threads=N from argv (Google Benchmark rejects it).
-int take_threads_option(int& argc, char** argv) {
-  int threads = kernels::default_threads(1);
+// Removes `--name VALUE` / `--name=VALUE` from argv (Google Benchmark rejects options it does
+// not know) and returns the last value given, if any.
+std::optional<std::string> take_option(int& argc, char** argv, const std::string& name) {
+  std::optional<std::string> value;
   for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::string value;
+    const std::string arg = argv[i];
     int used = 0;
-    if (arg == "--threads" && i + 1 < argc) value = argv[i + 1], used = 2;
-    if (arg.rfind("--threads=", 0) == 0) value = arg.substr(10), used = 1;
+    if (arg == name && i + 1 < argc) value = argv[i + 1], used = 2;
+    if (arg.rfind(name + "=", 0) == 0) value = arg.substr(name.size() + 1), used = 1;
     if (used == 0) continue;
-    threads = std::atoi(value.c_str());
-    if (threads < 1) {
-      std::fprintf(stderr, "kernels_bench: error: --threads needs a positive integer\n");
-      std::exit(1);
-    }
     std::memmove(argv + i, argv + i + used, sizeof(char*) * (argc - i - used + 1));
     argc -= used;
     --i;
   }
-  return threads;
+  return value;
+}
+
+[[noreturn]] void usage_error(const std::string& message) {
+  std::fprintf(stderr, "kernels_bench: error: %s\n", message.c_str());
+  std::exit(1);
+}
+
+// --threads N (default: the cores this process owns).
+int take_threads_option(int& argc, char** argv) {
+  const auto value = take_option(argc, argv, "--threads");
+  if (!value) return kernels::default_threads(1);
+  char* end = nullptr;
+  const long threads = std::strtol(value->c_str(), &end, 10);
+  if (value->empty() || *end != '\0' || threads < 1 || threads > 4096)
+    usage_error("--threads " + *value + ": needs an integer from 1 to 4096");
+  return static_cast<int>(threads);
+}
+
+// --isa TIER: run the kernels on a lower instruction-set tier than the best (isa.hpp), to
+// measure what a smaller CPU would run; PARALAB_ISA does the same.
+void take_isa_option(int& argc, char** argv) {
+  namespace cpu = kernels::cpu;
+  std::optional<cpu::Isa> tier;
+  try {
+    tier = cpu::isa_from_environment();
+  } catch (const std::invalid_argument& e) {
+    usage_error(e.what());
+  }
+  if (const auto value = take_option(argc, argv, "--isa")) {
+    tier = cpu::isa_from_name(*value);
+    const auto& available = cpu::available_isas();
+    if (!tier || std::find(available.begin(), available.end(), *tier) == available.end()) {
+      std::string names;
+      for (const cpu::Isa isa : available)
+        names += std::string(names.empty() ? "" : ", ") + cpu::isa_name(isa);
+      usage_error("--isa " + *value + ": " + (tier ? "this CPU cannot run it" : "no such tier") +
+                  " (this CPU: " + names + ")");
+    }
+  }
+  if (tier) cpu::force_isa(*tier);
 }
 
 }  // namespace
@@ -148,6 +187,7 @@ double now_seconds() {
 int main(int argc, char** argv) {
   using namespace paralab;
   const int threads = kernels_bench::take_threads_option(argc, argv);
+  kernels_bench::take_isa_option(argc, argv);
   kernels::set_threads(threads);
   kernels_bench::measured.threads = threads;
   kernels_bench::measured.sgemm_gflops = kernels_bench::measure_sgemm_gflops();
@@ -157,8 +197,10 @@ int main(int argc, char** argv) {
                               std::to_string(kernels_bench::measured.sgemm_gflops));
   benchmark::AddCustomContext("limit_memory_GBps",
                               std::to_string(kernels_bench::measured.memory_GBps));
+  benchmark::AddCustomContext("isa", kernels::cpu::isa_description());
   std::printf("limits on %d thread(s): OpenBLAS SGEMM %.1f GFLOP/s, memory %.1f GB/s\n", threads,
               kernels_bench::measured.sgemm_gflops, kernels_bench::measured.memory_GBps);
+  std::printf("kernels on instruction-set tier %s\n", kernels::cpu::isa_description().c_str());
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -82,7 +82,6 @@ const TileOps& select_ops() {
   return backward::simd_backward_ops();
 }
 
-
 // ---------------------------------------------------------------------------
 // Masks as key intervals.
 
@@ -440,4 +439,3 @@ void attention_backward(const AttentionArgs& args, const float* q, const float* 
 }
 
 }  // namespace paralab::kernels::cpu
-

@@ -194,7 +194,6 @@ PARALAB_AVX512 void row_dots_avx512(int rows, int D, const float* a, const float
   }
 }
 
-
 }  // namespace
 
 const TileOps& avx512_backward_ops() {

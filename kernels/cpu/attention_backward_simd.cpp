@@ -1,7 +1,7 @@
-// attention_backward_simd.cpp: the attention backward's block operations (attention_backward_ops.hpp)
-// over Highway, compiled for every instruction-set tier (foreach_target re-includes this file
-// once per target); the avx512 tiers run the hand-written ones instead, so this file is not
-// compiled for them.
+// attention_backward_simd.cpp: the attention backward's block operations
+// (attention_backward_ops.hpp) over Highway, compiled for every instruction-set tier
+// (foreach_target re-includes this file once per target); the avx512 tiers run the hand-written
+// ones instead, so this file is not compiled for them.
 //
 // Registers: as in the forward tiles, 6 rows x 2 vectors of N floats (12 accumulators) per
 // micro-kernel, named variables rather than arrays (SVE vectors are sizeless). The score
@@ -42,14 +42,14 @@ constexpr int kGroupRows = 6;
   auto a30 = hn::Zero(d), a31 = hn::Zero(d); \
   auto a40 = hn::Zero(d), a41 = hn::Zero(d); \
   auto a50 = hn::Zero(d), a51 = hn::Zero(d)
-#define PARALAB_FOR_ROWS(OP)                \
-  do {                                      \
-    if constexpr (R > 0) OP(0, a00, a01);   \
-    if constexpr (R > 1) OP(1, a10, a11);   \
-    if constexpr (R > 2) OP(2, a20, a21);   \
-    if constexpr (R > 3) OP(3, a30, a31);   \
-    if constexpr (R > 4) OP(4, a40, a41);   \
-    if constexpr (R > 5) OP(5, a50, a51);   \
+#define PARALAB_FOR_ROWS(OP)              \
+  do {                                    \
+    if constexpr (R > 0) OP(0, a00, a01); \
+    if constexpr (R > 1) OP(1, a10, a11); \
+    if constexpr (R > 2) OP(2, a20, a21); \
+    if constexpr (R > 3) OP(3, a30, a31); \
+    if constexpr (R > 4) OP(4, a40, a41); \
+    if constexpr (R > 5) OP(5, a50, a51); \
   } while (0)
 
 // For rows [r0, r0 + R) of the tile and keys [k0, k0 + 2N): acc = a_r . bt[:, k], then
@@ -63,11 +63,11 @@ HWY_INLINE void DotChunk(const ScoreTile& t, int r0, int k0, const Finish& finis
   const float* HWY_RESTRICT b = t.bt + k0;
   for (int x = 0; x < t.D; ++x, b += kKeyBlock) {
     const auto b_lo = hn::LoadU(d, b), b_hi = hn::LoadU(d, b + N);
-#define PARALAB_DOT(r, lo, hi)                     \
-  {                                                \
-    const auto ar = hn::Set(d, a[(r) * t.lda + x]); \
-    lo = hn::MulAdd(ar, b_lo, lo);                 \
-    hi = hn::MulAdd(ar, b_hi, hi);                 \
+#define PARALAB_DOT(r, lo, hi)                    \
+  {                                               \
+    const auto ar = hn::Set(d, a[(r)*t.lda + x]); \
+    lo = hn::MulAdd(ar, b_lo, lo);                \
+    hi = hn::MulAdd(ar, b_hi, hi);                \
   }
     PARALAB_FOR_ROWS(PARALAB_DOT);
 #undef PARALAB_DOT
@@ -119,19 +119,32 @@ HWY_INLINE void ForChunksAndRows(const ScoreTile& t) {
     int r0 = 0;
     for (; r0 + kGroupRows <= t.rows; r0 += kGroupRows) Chunk<kGroupRows>::Run(t, r0, k0);
     switch (t.rows - r0) {
-      case 1: Chunk<1>::Run(t, r0, k0); break;
-      case 2: Chunk<2>::Run(t, r0, k0); break;
-      case 3: Chunk<3>::Run(t, r0, k0); break;
-      case 4: Chunk<4>::Run(t, r0, k0); break;
-      case 5: Chunk<5>::Run(t, r0, k0); break;
-      default: break;
+      case 1:
+        Chunk<1>::Run(t, r0, k0);
+        break;
+      case 2:
+        Chunk<2>::Run(t, r0, k0);
+        break;
+      case 3:
+        Chunk<3>::Run(t, r0, k0);
+        break;
+      case 4:
+        Chunk<4>::Run(t, r0, k0);
+        break;
+      case 5:
+        Chunk<5>::Run(t, r0, k0);
+        break;
+      default:
+        break;
     }
   }
 }
 
 template <int R>
 struct ProbabilitiesOp {
-  static HWY_INLINE void Run(const ScoreTile& t, int r0, int k0) { ProbabilitiesChunk<R>(t, r0, k0); }
+  static HWY_INLINE void Run(const ScoreTile& t, int r0, int k0) {
+    ProbabilitiesChunk<R>(t, r0, k0);
+  }
 };
 template <int R>
 struct DscoresOp {
@@ -152,10 +165,10 @@ HWY_INLINE void UpdateBlock(const Update& u, int i0, size_t col) {
   const size_t N = hn::Lanes(d);
   float* HWY_RESTRICT c = u.c + i0 * u.ldc + col;
   PARALAB_ZERO_ROWS(d);
-#define PARALAB_LOAD(r, lo, hi)                     \
-  {                                                 \
-    lo = hn::LoadU(d, c + (r) * u.ldc);             \
-    hi = hn::LoadU(d, c + (r) * u.ldc + N);         \
+#define PARALAB_LOAD(r, lo, hi)           \
+  {                                       \
+    lo = hn::LoadU(d, c + (r)*u.ldc);     \
+    hi = hn::LoadU(d, c + (r)*u.ldc + N); \
   }
   PARALAB_FOR_ROWS(PARALAB_LOAD);
 #undef PARALAB_LOAD
@@ -164,19 +177,19 @@ HWY_INLINE void UpdateBlock(const Update& u, int i0, size_t col) {
   for (int k = 0; k < u.K; ++k, b += u.ldb) {
     const auto b_lo = hn::LoadU(d, b), b_hi = hn::LoadU(d, b + N);
     const float* ak = a + k * u.a_col;
-#define PARALAB_FMA(r, lo, hi)                     \
-  {                                                \
-    const auto x = hn::Set(d, ak[(r) * u.a_row]);  \
-    lo = hn::MulAdd(x, b_lo, lo);                  \
-    hi = hn::MulAdd(x, b_hi, hi);                  \
+#define PARALAB_FMA(r, lo, hi)                  \
+  {                                             \
+    const auto x = hn::Set(d, ak[(r)*u.a_row]); \
+    lo = hn::MulAdd(x, b_lo, lo);               \
+    hi = hn::MulAdd(x, b_hi, hi);               \
   }
     PARALAB_FOR_ROWS(PARALAB_FMA);
 #undef PARALAB_FMA
   }
-#define PARALAB_STORE(r, lo, hi)                     \
-  {                                                  \
-    hn::StoreU(lo, d, c + (r) * u.ldc);              \
-    hn::StoreU(hi, d, c + (r) * u.ldc + N);          \
+#define PARALAB_STORE(r, lo, hi)          \
+  {                                       \
+    hn::StoreU(lo, d, c + (r)*u.ldc);     \
+    hn::StoreU(hi, d, c + (r)*u.ldc + N); \
   }
   PARALAB_FOR_ROWS(PARALAB_STORE);
 #undef PARALAB_STORE
@@ -193,12 +206,23 @@ void UpdateOp(const Update& u) {
     int i0 = 0;
     for (; i0 + kGroupRows <= u.I; i0 += kGroupRows) UpdateBlock<kGroupRows>(u, i0, col);
     switch (u.I - i0) {
-      case 1: UpdateBlock<1>(u, i0, col); break;
-      case 2: UpdateBlock<2>(u, i0, col); break;
-      case 3: UpdateBlock<3>(u, i0, col); break;
-      case 4: UpdateBlock<4>(u, i0, col); break;
-      case 5: UpdateBlock<5>(u, i0, col); break;
-      default: break;
+      case 1:
+        UpdateBlock<1>(u, i0, col);
+        break;
+      case 2:
+        UpdateBlock<2>(u, i0, col);
+        break;
+      case 3:
+        UpdateBlock<3>(u, i0, col);
+        break;
+      case 4:
+        UpdateBlock<4>(u, i0, col);
+        break;
+      case 5:
+        UpdateBlock<5>(u, i0, col);
+        break;
+      default:
+        break;
     }
   }
   for (; col < D; ++col)

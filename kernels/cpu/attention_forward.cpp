@@ -202,8 +202,8 @@ void pack_value_block(forward::Layout layout, const AttentionShape& s, const T* 
 
 // Every block of every key/value head, [H_kv][key_blocks][block], packed in parallel.
 template <class T, class PackBlock>
-std::vector<T> pack_all(forward::Layout layout, const AttentionShape& s, int key_blocks,
-                        const T* x, PackBlock pack) {
+std::vector<T> pack_all(forward::Layout layout, const AttentionShape& s, int key_blocks, const T* x,
+                        PackBlock pack) {
   const size_t block_size = block_elements(layout, s.D);
   std::vector<T> packed(size_t(s.H_kv) * key_blocks * block_size);
 #pragma omp parallel for collapse(2) schedule(static)
@@ -379,7 +379,8 @@ void run_forward(const AttentionArgs& args, const T* q, const T* k, const T* v,
   pb.packed_once = pb.plan.token_blocks * pb.plan.head_blocks > 2;
   if (pb.packed_once) {
     pb.kt = pack_all(tiles.layout, s, pb.plan.key_blocks, k, pack_key_block<T>);
-    if (pb.pack_values) pb.vp = pack_all(tiles.layout, s, pb.plan.key_blocks, v, pack_value_block<T>);
+    if (pb.pack_values)
+      pb.vp = pack_all(tiles.layout, s, pb.plan.key_blocks, v, pack_value_block<T>);
   }
   pb.o = o;
   pb.lse = lse;

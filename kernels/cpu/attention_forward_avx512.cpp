@@ -20,8 +20,7 @@
 // AVX-512 F/BW/VL/DQ only; BF16 tiles also AVX512-BF16.
 #define PARALAB_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 #define PARALAB_AVX512_INLINE PARALAB_AVX512 inline __attribute__((always_inline))
-#define PARALAB_AVX512_BF16 \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+#define PARALAB_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 #define PARALAB_AVX512_BF16_INLINE PARALAB_AVX512_BF16 inline __attribute__((always_inline))
 
 namespace paralab::kernels::cpu::forward {
@@ -180,8 +179,8 @@ PARALAB_AVX512_INLINE void accumulate(const TileJob<float>& job,
 // starts the pair one key early; that key's P is 0.
 template <int R, int NV>
 PARALAB_AVX512_BF16_INLINE void accumulate(const TileJob<bf16>& job,
-                                      const uint16_t (&p)[kTileRows][kKeyBlock],
-                                      const float (&alpha)[16], KeyRange keys, int col) {
+                                           const uint16_t (&p)[kTileRows][kKeyBlock],
+                                           const float (&alpha)[16], KeyRange keys, int col) {
   __m512 acc[R][NV];
   for (int r = 0; r < R; ++r) {
     const __m512 a = _mm512_set1_ps(alpha[r]);
@@ -207,13 +206,13 @@ PARALAB_AVX512_BF16_INLINE void accumulate(const TileJob<bf16>& job,
 // O = alpha O + P V over the head dimension: chunks of 64 columns (a 6 x 4 register tile),
 // then 32 and 16 (D is a multiple of 16 on this path). One copy per target attribute: GCC
 // inlines a function only into callers with at least its target features.
-#define PARALAB_ACCUMULATE_COLUMNS                                 \
-  int col = 0;                                                     \
+#define PARALAB_ACCUMULATE_COLUMNS                                                 \
+  int col = 0;                                                                     \
   for (; col + 64 <= job.D; col += 64) accumulate<R, 4>(job, p, alpha, keys, col); \
-  if (col + 32 <= job.D) {                                         \
-    accumulate<R, 2>(job, p, alpha, keys, col);                    \
-    col += 32;                                                     \
-  }                                                                \
+  if (col + 32 <= job.D) {                                                         \
+    accumulate<R, 2>(job, p, alpha, keys, col);                                    \
+    col += 32;                                                                     \
+  }                                                                                \
   if (col + 16 <= job.D) accumulate<R, 1>(job, p, alpha, keys, col);
 template <int R>
 PARALAB_AVX512_INLINE void accumulate_columns(const TileJob<float>& job,
@@ -224,9 +223,8 @@ PARALAB_AVX512_INLINE void accumulate_columns(const TileJob<float>& job,
 template <int R>
 PARALAB_AVX512_BF16_INLINE void accumulate_columns(const TileJob<bf16>& job,
                                                    const uint16_t (&p)[kTileRows][kKeyBlock],
-                                                   const float (&alpha)[16], KeyRange keys) {
-  PARALAB_ACCUMULATE_COLUMNS
-}
+                                                   const float (&alpha)[16],
+                                                   KeyRange keys){PARALAB_ACCUMULATE_COLUMNS}
 #undef PARALAB_ACCUMULATE_COLUMNS
 
 PARALAB_AVX512_INLINE void store_probabilities(const __m512 (&s)[4], float (&p)[kKeyBlock]) {
@@ -234,7 +232,8 @@ PARALAB_AVX512_INLINE void store_probabilities(const __m512 (&s)[4], float (&p)[
 }
 
 // P V runs on BF16 probabilities (round to nearest even); the row sums l keep the FP32 ones.
-PARALAB_AVX512_BF16_INLINE void store_probabilities(const __m512 (&s)[4], uint16_t (&p)[kKeyBlock]) {
+PARALAB_AVX512_BF16_INLINE void store_probabilities(const __m512 (&s)[4],
+                                                    uint16_t (&p)[kKeyBlock]) {
   _mm512_storeu_si512(&p[0], (__m512i)_mm512_cvtne2ps_pbh(s[1], s[0]));
   _mm512_storeu_si512(&p[32], (__m512i)_mm512_cvtne2ps_pbh(s[3], s[2]));
 }

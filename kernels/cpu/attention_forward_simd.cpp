@@ -48,16 +48,16 @@ constexpr int kGroupRows = 6;  // rows of one register tile
 constexpr int kMaxRows = 24;   // rows of one call: four register tiles
 
 // Accumulator rows 0..5, two vectors each, declared zero.
-#define PARALAB_ZERO_ROWS(d)                            \
-  auto a00 = hn::Zero(d), a01 = hn::Zero(d);            \
-  auto a10 = hn::Zero(d), a11 = hn::Zero(d);            \
-  auto a20 = hn::Zero(d), a21 = hn::Zero(d);            \
-  auto a30 = hn::Zero(d), a31 = hn::Zero(d);            \
-  auto a40 = hn::Zero(d), a41 = hn::Zero(d);            \
+#define PARALAB_ZERO_ROWS(d)                 \
+  auto a00 = hn::Zero(d), a01 = hn::Zero(d); \
+  auto a10 = hn::Zero(d), a11 = hn::Zero(d); \
+  auto a20 = hn::Zero(d), a21 = hn::Zero(d); \
+  auto a30 = hn::Zero(d), a31 = hn::Zero(d); \
+  auto a40 = hn::Zero(d), a41 = hn::Zero(d); \
   auto a50 = hn::Zero(d), a51 = hn::Zero(d)
 // Applies OP(r, acc_lo, acc_hi) to the first R rows.
-#define PARALAB_FOR_ROWS(OP)            \
-  do {                                  \
+#define PARALAB_FOR_ROWS(OP)              \
+  do {                                    \
     if constexpr (R > 0) OP(0, a00, a01); \
     if constexpr (R > 1) OP(1, a10, a11); \
     if constexpr (R > 2) OP(2, a20, a21); \
@@ -78,19 +78,19 @@ HWY_INLINE void Scores(const TileJob<float>& job, const float* HWY_RESTRICT q, i
   const float* HWY_RESTRICT kt = job.kt + (k0 / kPanel) * kPanel * D + k0 % kPanel;
   for (size_t x = 0; x < D; ++x, kt += kPanel) {
     const auto k_lo = hn::LoadU(d, kt), k_hi = hn::LoadU(d, kt + N);
-#define PARALAB_SCORE(r, lo, hi)                  \
-  {                                               \
-    const auto qr = hn::Set(d, q[(r) * D + x]);   \
-    lo = hn::MulAdd(qr, k_lo, lo);                \
-    hi = hn::MulAdd(qr, k_hi, hi);                \
+#define PARALAB_SCORE(r, lo, hi)              \
+  {                                           \
+    const auto qr = hn::Set(d, q[(r)*D + x]); \
+    lo = hn::MulAdd(qr, k_lo, lo);            \
+    hi = hn::MulAdd(qr, k_hi, hi);            \
   }
     PARALAB_FOR_ROWS(PARALAB_SCORE);
 #undef PARALAB_SCORE
   }
-#define PARALAB_STORE(r, lo, hi)                         \
-  {                                                      \
-    hn::StoreU(lo, d, s + (r) * kKeyBlock + k0);         \
-    hn::StoreU(hi, d, s + (r) * kKeyBlock + k0 + N);     \
+#define PARALAB_STORE(r, lo, hi)                   \
+  {                                                \
+    hn::StoreU(lo, d, s + (r)*kKeyBlock + k0);     \
+    hn::StoreU(hi, d, s + (r)*kKeyBlock + k0 + N); \
   }
   PARALAB_FOR_ROWS(PARALAB_STORE);
 #undef PARALAB_STORE
@@ -137,38 +137,39 @@ HWY_INLINE float SoftmaxRow(float* HWY_RESTRICT s, int lo, int hi, float c, floa
 // O[:, col, col + 2N) = alpha O + P V for R rows of o and p over the keys [klo, khi).
 template <int R>
 HWY_INLINE void AccumulateColumns(const TileJob<float>& job, float* HWY_RESTRICT o,
-                                  const float* HWY_RESTRICT p, const float* alpha, int klo,
-                                  int khi, size_t col) {
+                                  const float* HWY_RESTRICT p, const float* alpha, int klo, int khi,
+                                  size_t col) {
   const TileTag d;
   const size_t N = hn::Lanes(d);
   const size_t D = static_cast<size_t>(job.D);
   {
     PARALAB_ZERO_ROWS(d);
-#define PARALAB_LOAD(r, lo, hi)                                  \
-  {                                                              \
-    const auto ar = hn::Set(d, alpha[r]);                        \
-    lo = hn::Mul(ar, hn::LoadU(d, o + (r) * D + col));           \
-    hi = hn::Mul(ar, hn::LoadU(d, o + (r) * D + col + N));       \
+#define PARALAB_LOAD(r, lo, hi)                          \
+  {                                                      \
+    const auto ar = hn::Set(d, alpha[r]);                \
+    lo = hn::Mul(ar, hn::LoadU(d, o + (r)*D + col));     \
+    hi = hn::Mul(ar, hn::LoadU(d, o + (r)*D + col + N)); \
   }
     PARALAB_FOR_ROWS(PARALAB_LOAD);
 #undef PARALAB_LOAD
     // Columns [col, col + 2N) of every key: one line of their panel per key.
-    const float* HWY_RESTRICT vrow = job.v + (col / kPanel * kKeyBlock + klo) * kPanel + col % kPanel;
+    const float* HWY_RESTRICT vrow =
+        job.v + (col / kPanel * kKeyBlock + klo) * kPanel + col % kPanel;
     for (int j = klo; j < khi; ++j, vrow += kPanel) {
       const auto v_lo = hn::LoadU(d, vrow), v_hi = hn::LoadU(d, vrow + N);
-#define PARALAB_PV(r, lo, hi)                              \
-  {                                                        \
-    const auto pr = hn::Set(d, p[(r) * kKeyBlock + j]);    \
-    lo = hn::MulAdd(pr, v_lo, lo);                         \
-    hi = hn::MulAdd(pr, v_hi, hi);                         \
+#define PARALAB_PV(r, lo, hi)                         \
+  {                                                   \
+    const auto pr = hn::Set(d, p[(r)*kKeyBlock + j]); \
+    lo = hn::MulAdd(pr, v_lo, lo);                    \
+    hi = hn::MulAdd(pr, v_hi, hi);                    \
   }
       PARALAB_FOR_ROWS(PARALAB_PV);
 #undef PARALAB_PV
     }
-#define PARALAB_STORE(r, lo, hi)                     \
-  {                                                  \
-    hn::StoreU(lo, d, o + (r) * D + col);            \
-    hn::StoreU(hi, d, o + (r) * D + col + N);        \
+#define PARALAB_STORE(r, lo, hi)            \
+  {                                         \
+    hn::StoreU(lo, d, o + (r)*D + col);     \
+    hn::StoreU(hi, d, o + (r)*D + col + N); \
   }
     PARALAB_FOR_ROWS(PARALAB_STORE);
 #undef PARALAB_STORE
@@ -182,12 +183,18 @@ HWY_INLINE void AccumulateColumns(const TileJob<float>& job, float* HWY_RESTRICT
 template <template <int> class Op, class... Args>
 HWY_INLINE void ForRows(int rows, Args&&... args) {
   switch (rows) {
-    case 1: return Op<1>::Run(args...);
-    case 2: return Op<2>::Run(args...);
-    case 3: return Op<3>::Run(args...);
-    case 4: return Op<4>::Run(args...);
-    case 5: return Op<5>::Run(args...);
-    default: return Op<6>::Run(args...);
+    case 1:
+      return Op<1>::Run(args...);
+    case 2:
+      return Op<2>::Run(args...);
+    case 3:
+      return Op<3>::Run(args...);
+    case 4:
+      return Op<4>::Run(args...);
+    case 5:
+      return Op<5>::Run(args...);
+    default:
+      return Op<6>::Run(args...);
   }
 }
 template <int R>
@@ -246,7 +253,8 @@ void Block(const TileJob<float>& job) {
   for (; col < D; ++col) {
     for (int r = 0; r < job.rows; ++r) {
       float acc = alpha[r] * job.o[r * D + col];
-      for (int j = all_lo; j < all_hi; ++j) acc += s[r][j] * job.v[forward::packed_value_index(col, j)];
+      for (int j = all_lo; j < all_hi; ++j)
+        acc += s[r][j] * job.v[forward::packed_value_index(col, j)];
       job.o[r * D + col] = acc;
     }
   }

@@ -16,7 +16,6 @@ namespace paralab::kernels::cpu {
 
 namespace {
 
-
 // Below this many elements per thread, starting a parallel region costs more
 // than it saves (a chunk of 64k elements takes tens of microseconds).
 constexpr size_t kMinChunk = size_t{1} << 16;
@@ -39,7 +38,6 @@ void parallel_chunks(size_t n, Body&& body) {
 #pragma omp parallel for num_threads(team) schedule(dynamic, 1)
   for (size_t t = 0; t < chunks; ++t) body(t * chunk, std::min(n, (t + 1) * chunk));
 }
-
 
 // Arrays from this many elements up are streamed (16 MiB or more of output, beside at least
 // 32 MiB of input: past the last-level cache of most CPUs). A regular store first reads the
@@ -67,8 +65,7 @@ void convert(const float* in, bf16* out, size_t n, Rounding rounding, uint64_t s
       return bf16_paths::avx512_convert(in + begin, out + begin, count, rounding, seed,
                                         first + begin, stream);
 #endif
-    bf16_paths::simd_convert(in + begin, out + begin, count, rounding, seed, first + begin,
-                             stream);
+    bf16_paths::simd_convert(in + begin, out + begin, count, rounding, seed, first + begin, stream);
   });
 }
 

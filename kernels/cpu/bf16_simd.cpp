@@ -38,9 +38,12 @@ uint16_t TruncateScalar(uint32_t bits) {
 uint16_t RoundScalar(float x, Rounding rounding, uint64_t seed, uint64_t index) {
   const uint32_t bits = std::bit_cast<uint32_t>(x);
   switch (rounding) {
-    case Rounding::nearest_even: return float_to_bf16_rne(x).bits;
-    case Rounding::truncate: return TruncateScalar(bits);
-    case Rounding::stochastic: return float_to_bf16_bits_sr(bits, stochastic_bits(seed, index));
+    case Rounding::nearest_even:
+      return float_to_bf16_rne(x).bits;
+    case Rounding::truncate:
+      return TruncateScalar(bits);
+    case Rounding::stochastic:
+      return float_to_bf16_bits_sr(bits, stochastic_bits(seed, index));
   }
   return 0;
 }

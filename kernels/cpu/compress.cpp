@@ -210,13 +210,11 @@ template <class Step8, class Step1>
 __attribute__((target("sse4.2"))) uint32_t crc_hardware(const unsigned char* p, size_t n,
                                                         uint32_t crc) {
   return crc_lanes(
-      p, n, crc,
-      [](uint32_t c, uint64_t w) __attribute__((target("sse4.2"))) {
+      p, n, crc, [](uint32_t c, uint64_t w) __attribute__((target("sse4.2"))) {
         return static_cast<uint32_t>(_mm_crc32_u64(c, w));
       },
-      [](uint32_t c, unsigned char b) __attribute__((target("sse4.2"))) {
-        return _mm_crc32_u8(c, b);
-      });
+      [](uint32_t c, unsigned char b)
+          __attribute__((target("sse4.2"))) { return _mm_crc32_u8(c, b); });
 }
 bool crc_in_hardware() {
   return isa_enabled(Isa::sse4);

@@ -89,8 +89,8 @@ size_t QuantizeNone(const float* x, size_t n, float inverse, float step, float b
   return i;
 }
 
-size_t Dequantize(const uint16_t* h, size_t n, int32_t code_lo, float step,
-                  const float* outliers, size_t count, float* out, size_t* used_out) {
+size_t Dequantize(const uint16_t* h, size_t n, int32_t code_lo, float step, const float* outliers,
+                  size_t count, float* out, size_t* used_out) {
   const DF df;
   const DI32 di;
   const DU32 du;
@@ -126,7 +126,8 @@ size_t FiniteRange(const float* x, size_t n, float* lo_out, float* hi_out) {
   size_t i = 0;
   for (; i + N <= n; i += N) {
     const auto v = hn::LoadU(df, x + i);
-    const auto finite = hn::RebindMask(df, hn::Not(hn::Eq(hn::And(hn::BitCast(du, v), exponent), exponent)));
+    const auto finite =
+        hn::RebindMask(df, hn::Not(hn::Eq(hn::And(hn::BitCast(du, v), exponent), exponent)));
     lo = hn::IfThenElse(finite, hn::Min(lo, v), lo);
     hi = hn::IfThenElse(finite, hn::Max(hi, v), hi);
   }
@@ -217,8 +218,8 @@ size_t quantize_none(const float* x, size_t n, float inverse, float step, float 
   return HWY_DYNAMIC_DISPATCH(cpu::QuantizeNone)(x, n, inverse, step, bound, symbols, outliers,
                                                  outlier_count, lo, hi);
 }
-size_t dequantize(const uint16_t* h, size_t n, int32_t code_lo, float step,
-                  const float* outliers, size_t count, float* out, size_t* used) {
+size_t dequantize(const uint16_t* h, size_t n, int32_t code_lo, float step, const float* outliers,
+                  size_t count, float* out, size_t* used) {
   return HWY_DYNAMIC_DISPATCH(cpu::Dequantize)(h, n, code_lo, step, outliers, count, out, used);
 }
 size_t finite_range(const float* x, size_t n, float* lo, float* hi) {

@@ -23,8 +23,8 @@ size_t quantize_none(const float* x, size_t n, float inverse, float step, float 
 // out[i] = (h[i] + code_lo - 1) * step, or the next of outliers[0, count) where h[i] = 0;
 // *used: how many outliers it took, or count + 1 when the block has more escapes than count
 // (then it stops there).
-size_t dequantize(const uint16_t* h, size_t n, int32_t code_lo, float step,
-                  const float* outliers, size_t count, float* out, size_t* used);
+size_t dequantize(const uint16_t* h, size_t n, int32_t code_lo, float step, const float* outliers,
+                  size_t count, float* out, size_t* used);
 
 // The smallest and largest finite values (lo = +inf, hi = -inf when none).
 size_t finite_range(const float* x, size_t n, float* lo, float* hi);

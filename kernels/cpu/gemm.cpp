@@ -1,7 +1,9 @@
 // The CPU GEMM. FP32 goes to OpenBLAS's cblas_sgemm. BF16 goes to the
-// blocked AVX512-BF16 kernel in gemm_bf16_avx512.cpp when the CPU has the
-// instruction, and otherwise widens A and B to FP32 and calls SGEMM (exact:
-// every BF16 value is an FP32 value). Both handle the cases BLAS leaves to the
+// blocked AVX512-BF16 kernel in gemm_bf16_avx512.cpp on the avx512_bf16 tier,
+// and otherwise widens A and B to FP32 (cpu::convert, vectorised on every
+// tier) and calls SGEMM (exact: every BF16 value is an FP32 value). Without a
+// BF16 dot-product instruction, OpenBLAS's tuned SGEMM on the widened copies
+// beats a BF16 kernel that would widen in its inner loop. Both handle the cases BLAS leaves to the
 // caller here: empty C, no product (K = 0 or alpha = 0: C = beta * C), and
 // beta = 0, which never reads C (it may hold NaN).
 #include <cblas.h>
@@ -15,10 +17,12 @@
 
 namespace paralab::kernels::cpu {
 
+#if defined(__x86_64__)
 namespace detail {
 // Defined in gemm_bf16_avx512.cpp.
 void gemm_bf16_avx512(const GemmShape& resolved, const bf16* a, const bf16* b, float* c);
 }  // namespace detail
+#endif
 
 namespace {
 
@@ -81,7 +85,9 @@ void gemm(const GemmShape& shape, const bf16* a, const bf16* b, float* c) {
   validate(shape);
   const GemmShape s = resolved(shape);
   if (handled_without_product(s, c)) return;
+#if defined(__x86_64__)
   if (isa_enabled(Isa::avx512_bf16)) return detail::gemm_bf16_avx512(s, a, b, c);
+#endif
   gemm_bf16_portable(s, a, b, c);
 }
 

@@ -19,6 +19,8 @@
 // exact in FP32, so the result differs from an FP32 GEMM of the same inputs
 // only in the order of the FP32 additions (and vdpbf16ps treats subnormal
 // inputs and results as zero).
+#if defined(__x86_64__)
+
 #include <omp.h>
 #include "kernels/cpu/x86_intrinsics.hpp"
 
@@ -375,3 +377,5 @@ void gemm_bf16_avx512(const GemmShape& s, const bf16* a, const bf16* b, float* c
 }
 
 }  // namespace paralab::kernels::cpu::detail
+
+#endif  // __x86_64__

@@ -15,8 +15,8 @@ namespace paralab::kernels::cpu {
 
 namespace {
 
-constexpr Isa kAllIsas[] = {Isa::scalar, Isa::sse4, Isa::avx2, Isa::avx512,
-                            Isa::avx512_bf16, Isa::neon, Isa::sve, Isa::sve2};
+constexpr Isa kAllIsas[] = {Isa::scalar,      Isa::sse4, Isa::avx2, Isa::avx512,
+                            Isa::avx512_bf16, Isa::neon, Isa::sve,  Isa::sve2};
 
 // The Highway targets a tier may dispatch to: its own and every lower one.
 int64_t highway_targets(Isa isa) {
@@ -89,7 +89,8 @@ struct State {
 
   std::string list() const {
     std::string names;
-    for (const Isa isa : available) names += (names.empty() ? "" : ", ") + std::string(isa_name(isa));
+    for (const Isa isa : available)
+      names += (names.empty() ? "" : ", ") + std::string(isa_name(isa));
     return names;
   }
 
@@ -115,14 +116,22 @@ std::mutex& force_mutex() {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
-    case Isa::scalar: return "scalar";
-    case Isa::sse4: return "sse4";
-    case Isa::avx2: return "avx2";
-    case Isa::avx512: return "avx512";
-    case Isa::avx512_bf16: return "avx512_bf16";
-    case Isa::neon: return "neon";
-    case Isa::sve: return "sve";
-    case Isa::sve2: return "sve2";
+    case Isa::scalar:
+      return "scalar";
+    case Isa::sse4:
+      return "sse4";
+    case Isa::avx2:
+      return "avx2";
+    case Isa::avx512:
+      return "avx512";
+    case Isa::avx512_bf16:
+      return "avx512_bf16";
+    case Isa::neon:
+      return "neon";
+    case Isa::sve:
+      return "sve";
+    case Isa::sve2:
+      return "sve2";
   }
   return "?";
 }

@@ -5,8 +5,8 @@
 #include <omp.h>
 
 #include <functional>
-#include <string>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/bf16.hpp"

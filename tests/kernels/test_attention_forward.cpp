@@ -1,7 +1,8 @@
 // cpu::attention_forward against reference::attention_forward: every mask kind, offsets (ring
 // chunks on either side), empty documents, fully masked rows, GQA 1:1, 4:1 and 8:1, the head
 // dimensions of the fast kernels (64, 128, and other multiples of 16) and of the portable
-// Highway tiles' column remainders (40, 33, 80), sizes that are not multiples of any block, FP32 and BF16 inputs; each on every instruction-set tier the CPU has (isa.hpp).
+// Highway tiles' column remainders (40, 33, 80), sizes that are not multiples of any block, FP32
+// and BF16 inputs; each on every instruction-set tier the CPU has (isa.hpp).
 //
 // Tolerances, relative to the output scale max|V| (O is a convex combination of V rows):
 //   FP32: 1e-5. Scores, exponentials and sums are FP32 (about 1e-7 relative each).
