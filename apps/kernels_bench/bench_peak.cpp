@@ -33,9 +33,9 @@ float FmaChains(double* flops) {
     c6 = hn::MulAdd(c6, a, b), c7 = hn::MulAdd(c7, a, b), c8 = hn::MulAdd(c8, a, b);
     c9 = hn::MulAdd(c9, a, b), c10 = hn::MulAdd(c10, a, b), c11 = hn::MulAdd(c11, a, b);
   }
-  const auto sum = hn::Add(hn::Add(hn::Add(hn::Add(c0, c1), hn::Add(c2, c3)),
-                                   hn::Add(hn::Add(c4, c5), hn::Add(c6, c7))),
-                           hn::Add(hn::Add(c8, c9), hn::Add(c10, c11)));
+  const auto sum = hn::Add(
+      hn::Add(hn::Add(hn::Add(c0, c1), hn::Add(c2, c3)), hn::Add(hn::Add(c4, c5), hn::Add(c6, c7))),
+      hn::Add(hn::Add(c8, c9), hn::Add(c10, c11)));
   *flops = 2.0 * 12 * kSteps * static_cast<double>(hn::Lanes(d));
   return hn::GetLane(hn::SumOfLanes(d, sum));
 }
