@@ -23,7 +23,7 @@ build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 test: build
-	@scripts/setup-deps.sh --slurm
+	@scripts/setup-deps.sh --slurm --aarch64
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
 
 run: build

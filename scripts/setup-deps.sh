@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what paralab needs from Debian's packages, and only what is missing.
 # Idempotent: a second run on a set-up machine does nothing but check.
-#   scripts/setup-deps.sh           build, test and plot dependencies
-#   scripts/setup-deps.sh --slurm   also Slurm and munge (for the slurm-labelled test)
+#   scripts/setup-deps.sh             build, test and plot dependencies
+#   scripts/setup-deps.sh --slurm     also Slurm and munge (for the slurm-labelled test)
+#   scripts/setup-deps.sh --aarch64   also the aarch64 cross toolchain, qemu-user and the arm64
+#                                     libraries of the kernel tests (scripts/test-aarch64.sh)
+# (flags combine)
 set -euo pipefail
 
 packages=(
@@ -20,9 +23,19 @@ packages=(
   clang libclang-rt-dev libomp-dev  # tests/fuzz: libFuzzer, the sanitizers, OpenMP for clang
   python3-pip  # installs pysz below
 )
-if [[ "${1:-}" == "--slurm" ]]; then
-  packages+=(slurm-wlm munge)
-fi
+aarch64=0
+for flag in "$@"; do
+  case "$flag" in
+    --slurm) packages+=(slurm-wlm munge) ;;
+    --aarch64)
+      aarch64=1
+      # libc6/libgomp1/libstdc++6:arm64: qemu-user runs the tests on the multiarch C library
+      # (with the cross compiler's copy every new thread hangs in qemu 7.2).
+      packages+=(g++-aarch64-linux-gnu qemu-user libc6:arm64 libgomp1:arm64 libstdc++6:arm64
+        libhwy-dev:arm64 libopenblas-dev:arm64 libgtest-dev:arm64) ;;
+    *) echo "setup-deps: unknown option $flag (--slurm, --aarch64)" >&2; exit 1 ;;
+  esac
+done
 
 # Python packages Debian does not ship, from PyPI into the system python3
 # (the one scripts run with): pysz, SZ3's own bindings (scripts/compress_peers.py).
@@ -49,6 +62,9 @@ if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
 if ((${#missing[@]} > 0)); then
   echo "setup-deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  if ((aarch64)) && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    $sudo dpkg --add-architecture arm64
+  fi
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -56,7 +56,7 @@ bool hand_written() {
 
 void convert(const float* in, bf16* out, size_t n, Rounding rounding, uint64_t seed,
              uint64_t first) {
-  const bool hand = hand_written();
+  [[maybe_unused]] const bool hand = hand_written();
   const bool stream = n >= kStreamMin;
   parallel_chunks(n, [&](size_t begin, size_t end) {
     const size_t count = end - begin;
@@ -70,7 +70,7 @@ void convert(const float* in, bf16* out, size_t n, Rounding rounding, uint64_t s
 }
 
 void convert(const bf16* in, float* out, size_t n) {
-  const bool hand = hand_written();
+  [[maybe_unused]] const bool hand = hand_written();
   const bool stream = n >= kStreamMin;
   parallel_chunks(n, [&](size_t begin, size_t end) {
 #if defined(__x86_64__)
@@ -81,7 +81,7 @@ void convert(const bf16* in, float* out, size_t n) {
 }
 
 void kahan_add(bf16* w, bf16* c, const float* u, size_t n) {
-  const bool hand = hand_written();
+  [[maybe_unused]] const bool hand = hand_written();
   parallel_chunks(n, [&](size_t begin, size_t end) {
 #if defined(__x86_64__)
     if (hand) return bf16_paths::avx512_kahan(w + begin, c + begin, u + begin, end - begin);

@@ -334,7 +334,7 @@ constexpr size_t kChunk = size_t{1} << 16;
 // Stream bytes hold the 16-bit values at any alignment: misaligned chunks go through an
 // aligned buffer.
 void to_half(const float* in, std::byte* out, size_t n, int threads) {
-  const bool hand = hand_written();
+  [[maybe_unused]] const bool hand = hand_written();
   for_blocks((n + kChunk - 1) / kChunk, threads, [&](size_t c) {
     const size_t first = c * kChunk, count = std::min(kChunk, n - first);
 #if defined(__x86_64__)
@@ -350,7 +350,7 @@ void to_half(const float* in, std::byte* out, size_t n, int threads) {
 }
 
 void from_half(const std::byte* in, float* out, size_t n, int threads) {
-  const bool hand = hand_written();
+  [[maybe_unused]] const bool hand = hand_written();
   for_blocks((n + kChunk - 1) / kChunk, threads, [&](size_t c) {
     const size_t first = c * kChunk, count = std::min(kChunk, n - first);
 #if defined(__x86_64__)
@@ -401,7 +401,7 @@ void from_bf16(const std::byte* in, float* out, size_t n, int threads) {
 void to_int8(const float* in, size_t rows, size_t dim, std::byte* scales, std::byte* values,
              int threads) {
   const size_t rows_per_block = std::max<size_t>(1, kChunk / std::max<size_t>(dim, 1));
-  const bool hand = hand_written();
+  [[maybe_unused]] const bool hand = hand_written();
   for_blocks((rows + rows_per_block - 1) / rows_per_block, threads, [&](size_t b) {
     const size_t end = std::min(rows, (b + 1) * rows_per_block);
     for (size_t r = b * rows_per_block; r < end; ++r) {

@@ -51,8 +51,8 @@ struct State {
 
   State() {
     cpu_targets = hwy::SupportedTargets();
-    available.push_back(Isa::scalar);
 #if HWY_ARCH_X86
+    available.push_back(Isa::scalar);  // x86-64's baseline (SSE2): Highway's SCALAR target
     if (cpu_targets & HWY_SSE4) available.push_back(Isa::sse4);
     if (cpu_targets & HWY_AVX2) available.push_back(Isa::avx2);
     if (cpu_targets & HWY_AVX3) {
@@ -61,9 +61,12 @@ struct State {
       if (__builtin_cpu_supports("avx512bf16")) available.push_back(Isa::avx512_bf16);
     }
 #elif HWY_ARCH_ARM
-    if (cpu_targets & HWY_NEON) available.push_back(Isa::neon);
+    // NEON is aarch64's baseline, the lowest target Highway compiles there: no scalar tier.
+    available.push_back(Isa::neon);
     if (cpu_targets & (HWY_SVE | HWY_SVE_256)) available.push_back(Isa::sve);
     if (cpu_targets & (HWY_SVE2 | HWY_SVE2_128)) available.push_back(Isa::sve2);
+#else
+    available.push_back(Isa::scalar);
 #endif
     from_environment = available.back();
     try {

@@ -7,9 +7,9 @@
 // CPU. A few hand-written AVX-512 kernels (measured faster on their tier, docs/kernels.md)
 // stand in for the portable code on the avx512 and avx512_bf16 tiers.
 //
-//   x86-64:   scalar < sse4 (SSSE3/SSE4.2) < avx2 (AVX2 + FMA + F16C) < avx512 (F, BW, DQ, VL)
-//             < avx512_bf16 (+ AVX512-BF16)
-//   aarch64:  scalar < neon < sve < sve2
+//   x86-64:   scalar (the SSE2 baseline) < sse4 (SSSE3/SSE4.2) < avx2 (AVX2 + FMA + F16C)
+//             < avx512 (F, BW, DQ, VL) < avx512_bf16 (+ AVX512-BF16)
+//   aarch64:  neon (the baseline) < sve < sve2
 //
 // The tier in force: the best this CPU has, lowered by PARALAB_ISA=<tier> in the environment
 // (read once, at the first kernel call) or by force_isa().
@@ -28,7 +28,8 @@ enum class Isa { scalar, sse4, avx2, avx512, avx512_bf16, neon, sve, sve2 };
 const char* isa_name(Isa isa);
 std::optional<Isa> isa_from_name(std::string_view name);
 
-// Every tier this CPU can run, lowest first (always starts with scalar).
+// Every tier this CPU can run, lowest first (starts with the architecture's baseline: scalar
+// on x86-64, neon on aarch64).
 const std::vector<Isa>& available_isas();
 // The best of them.
 Isa best_isa();
@@ -46,6 +47,10 @@ void force_isa(std::optional<Isa> tier);
 // message listing the available tiers when it names an unknown or unavailable one. Apps call
 // this at start-up so that a bad value is a usage error, not a failure in the first kernel.
 std::optional<Isa> isa_from_environment();
+
+// The Highway target the Highway kernels dispatch to now ("AVX2", "SSE4", "NEON", "SVE2_128",
+// "SCALAR", ...).
+const char* highway_target();
 
 // "avx2 (of scalar, sse4, avx2)": the active tier and what the CPU offers, for headers and
 // result files.
