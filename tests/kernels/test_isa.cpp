@@ -12,8 +12,8 @@
 namespace paralab::kernels::cpu {
 namespace {
 
-constexpr Isa kAll[] = {Isa::scalar, Isa::sse4,  Isa::avx2, Isa::avx512,
-                        Isa::avx512_bf16, Isa::neon, Isa::sve, Isa::sve2};
+constexpr Isa kAll[] = {Isa::scalar,      Isa::sse4, Isa::avx2, Isa::avx512,
+                        Isa::avx512_bf16, Isa::neon, Isa::sve,  Isa::sve2};
 
 TEST(Isa, TiersStartAtTheBaselineAndRiseWithinOneArchitecture) {
   const auto& tiers = available_isas();
@@ -59,13 +59,25 @@ TEST(Isa, HighwayDispatchesToTheTiersTarget) {
     const ScopedIsa scope(isa);
     const std::string target = highway_target();
     switch (isa) {
-      case Isa::scalar: EXPECT_TRUE(target == "SCALAR" || target == "EMU128") << target; break;
-      case Isa::sse4: EXPECT_EQ(target, "SSE4"); break;
-      case Isa::avx2: EXPECT_EQ(target, "AVX2"); break;
+      case Isa::scalar:
+        EXPECT_TRUE(target == "SCALAR" || target == "EMU128") << target;
+        break;
+      case Isa::sse4:
+        EXPECT_EQ(target, "SSE4");
+        break;
+      case Isa::avx2:
+        EXPECT_EQ(target, "AVX2");
+        break;
       case Isa::avx512:
-      case Isa::avx512_bf16: EXPECT_EQ(target.rfind("AVX3", 0), 0u) << target; break;
-      case Isa::neon: EXPECT_EQ(target, "NEON"); break;
-      case Isa::sve: EXPECT_TRUE(target == "SVE" || target == "SVE_256") << target; break;
+      case Isa::avx512_bf16:
+        EXPECT_EQ(target.rfind("AVX3", 0), 0u) << target;
+        break;
+      case Isa::neon:
+        EXPECT_EQ(target, "NEON");
+        break;
+      case Isa::sve:
+        EXPECT_TRUE(target == "SVE" || target == "SVE_256") << target;
+        break;
       // Highway prefers its 256-bit SVE target to generic SVE2 where vectors are 256 bits.
       case Isa::sve2:
         EXPECT_TRUE(target == "SVE2" || target == "SVE2_128" || target == "SVE_256") << target;
