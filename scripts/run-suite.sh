@@ -30,7 +30,7 @@ run_kernels_bench() {
     --benchmark_out="$out/kernels_bench.json" --benchmark_out_format=json
 }
 
-# Ring attention: every algorithm (and the automatic choice) at 4k and 8k
+# Ring attention: every algorithm (and the automatic choice) at 2k and 4k
 # tokens on one rank and on all, one thread each, checked against
 # single-rank attention; persistent-KV prefill; decode; the same prefill
 # simulated on this machine's calibrated profile (one plot: measured solid,
@@ -38,29 +38,29 @@ run_kernels_bench() {
 run_ring_attention() {
   local ra=("$bin/ring_attention" --threads 1 -n 3 -w 1)
   for ranks in 1 "$PARALAB_RANKS"; do
-    paralab_mpirun -np "$ranks" "${ra[@]}" --algo all,auto -T 4k,8k --check \
+    paralab_mpirun -np "$ranks" "${ra[@]}" --algo all,auto -T 2k,4k --check \
       -o "$out/ring_attention_np$ranks.h5"
   done
-  paralab_mpirun -np "$PARALAB_RANKS" "${ra[@]}" --algo all,auto -T 1k -P 7k --check \
+  paralab_mpirun -np "$PARALAB_RANKS" "${ra[@]}" --algo all,auto -T 1k -P 3k --check \
     -o "$out/ring_attention_persistent.h5"
   paralab_mpirun -np "$PARALAB_RANKS" "${ra[@]}" --algo pass-q,pass-kv --decode-steps 4 \
     --batch 4 -P 8k --check -o "$out/ring_attention_decode.h5"
   "$here/calibrate-cpu-profile.sh" "$out/cpu-local.json" "$bin"
-  "$bin/ring_attention" --mode simulate --profile "$out/cpu-local.json" --algo all -T 4k,8k \
+  "$bin/ring_attention" --mode simulate --profile "$out/cpu-local.json" --algo all -T 2k,4k \
     --sim-ranks 1,2,4,8 -o "$out/ring_attention_sim.h5"
   "$bin/ring_attention" --mode simulate --profile h100-gtt --model llama3-405b -d bf16 \
     --algo pass-kv,auto -T 128k,1000000 --sim-ranks 1,2,4,8,16 -o "$out/ring_attention_llama.h5"
   "$PARALAB_PYTHON" "$here/plot.py" "$out"/ring_attention_np*.h5 "$out/ring_attention_sim.h5" \
-    --x ranks --y time_ms_median --series algo_requested --where T=8192 \
+    --x ranks --y time_ms_median --series algo_requested --where T=4096 \
     --where algo_requested=pass_kv,pass_q,all_gather --logy -o "$out/ring_attention_scaling.png"
   "$PARALAB_PYTHON" "$here/plot.py" "$out/ring_attention_llama.h5" --x ranks --y ttft_s \
     --series T --where algo_requested=pass_kv --logx --logy -o "$out/ring_attention_llama_ttft.png"
 }
 
-# BF16 numerics: every precision policy for 150 steps on the Markov language,
+# BF16 numerics: every precision policy for 100 steps on the Markov language,
 # loss curves overlaid (docs/bf16_train.md has the full-length comparison).
 run_bf16_train() {
-  paralab_mpirun -np "$PARALAB_RANKS" "$bin/bf16_train" --precision all --steps 150 \
+  paralab_mpirun -np "$PARALAB_RANKS" "$bin/bf16_train" --precision all --steps 100 \
     --eval-every 25 -o "$out/bf16_train.h5"
   "$PARALAB_PYTHON" "$here/plot_curves.py" "$out/bf16_train.h5" \
     --y heldout_loss,loss,lost_fraction --smooth 10 --floor -o "$out/bf16_train_curves.png"

@@ -106,7 +106,9 @@ def summarize(path, root, points, everything=()):
     print(f"  {root.get('app', '?')}: world size {root.get('world_size', '?')} on {len(hosts)} "
           f"host(s){host_names}, {mode}, "
           f"backend {root.get('backend', '?')}, device {root.get('device', '?')} "
-          f"({root.get('device_name', '?')})")
+          f"({root.get('device_name', '?')})"
+          + (f", CPU kernels on {root['cpu_isa']}" if root.get("cpu_isa") and not root["simulated"]
+             else ""))
     print(f"  git {root.get('git_commit', '?')}, suite {root.get('suite_version', '?')}, "
           f"{root.get('utc_time', '?')}, {len(points)} points")
     needed = ("op", "bytes", "busbw_GBps", "algbw_GBps", "time_us_median")

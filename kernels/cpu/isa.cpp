@@ -6,6 +6,7 @@
 #include <hwy/targets.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -48,6 +49,10 @@ struct State {
   Isa from_environment = Isa::scalar;  // the default tier: the best, or PARALAB_ISA's
   std::optional<Isa> forced;
   Isa active = Isa::scalar;
+  // A bad PARALAB_ISA: apps refuse it at start-up (isa_from_environment); a library user who
+  // never asks is warned once, at the first kernel call.
+  std::string environment_error;
+  std::atomic<bool> error_told{false};
 
   State() {
     cpu_targets = hwy::SupportedTargets();
@@ -72,9 +77,7 @@ struct State {
     try {
       if (const auto tier = parse_environment()) from_environment = *tier;
     } catch (const std::invalid_argument& e) {
-      // Apps refuse a bad value at start-up (isa_from_environment); a library user is told.
-      std::fprintf(stderr, "paralab: warning: %s; using %s\n", e.what(),
-                   isa_name(from_environment));
+      environment_error = e.what();
     }
     apply();
   }
@@ -107,6 +110,15 @@ struct State {
 
 State& state() {
   static State s;
+  return s;
+}
+
+// The state, after warning once about a bad PARALAB_ISA nobody has been told of.
+State& checked_state() {
+  State& s = state();
+  if (!s.environment_error.empty() && !s.error_told.exchange(true))
+    std::fprintf(stderr, "paralab: warning: %s; using %s\n", s.environment_error.c_str(),
+                 isa_name(s.from_environment));
   return s;
 }
 
@@ -154,11 +166,11 @@ Isa best_isa() {
 }
 
 Isa active_isa() {
-  return state().active;
+  return checked_state().active;
 }
 
 bool isa_enabled(Isa tier) {
-  const Isa active = state().active;
+  const Isa active = checked_state().active;
   return same_family(active, tier) && active >= tier;
 }
 
@@ -177,7 +189,12 @@ std::optional<Isa> forced_isa() {
 }
 
 std::optional<Isa> isa_from_environment() {
-  return state().parse_environment();
+  State& s = state();
+  if (!s.environment_error.empty()) {
+    s.error_told = true;  // the caller reports it
+    throw std::invalid_argument(s.environment_error);
+  }
+  return s.parse_environment();
 }
 
 std::string isa_description() {

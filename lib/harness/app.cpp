@@ -7,6 +7,7 @@
 
 #include "core/build_info.hpp"
 #include "core/errors.hpp"
+#include "kernels/cpu/isa.hpp"
 
 namespace paralab {
 
@@ -100,6 +101,15 @@ void App::parse() {
   } catch (const CLI::ParseError& e) {
     throw UsageError(std::string(e.what()) + "\nRun with --help for the options.");
   }
+  // PARALAB_ISA (a lower instruction-set tier for the CPU kernels) is checked here, so that a
+  // bad value is one usage error, not a warning from the first kernel.
+  agree_on(world_.comm(), [] {
+    try {
+      kernels::cpu::isa_from_environment();
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
+  });
   common_.device = parse_device(device_text_);
   common_.mode = mode_text_ == "simulate" ? Mode::simulate : Mode::measure;
   if (common_.out.empty())
@@ -124,6 +134,7 @@ void App::open_results(std::string_view backend) {
   p.backend = std::string(backend);
   p.device = std::string(device_label(common_.device));
   p.mode = common_.mode == Mode::simulate ? "simulate" : "measure";
+  p.cpu_isa = kernels::cpu::isa_description();
   p.config_json = config_json();
   agree_on(world_.comm(), [&] {
     p.device_name = common_.mode == Mode::simulate ? "simulated" : device_name(common_.device);

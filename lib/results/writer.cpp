@@ -212,6 +212,7 @@ void ResultFile::write_provenance(const Provenance& p) {
   r.attr("backend", p.backend);
   r.attr("device", p.device);
   r.attr("device_name", p.device_name);
+  r.attr("cpu_isa", p.cpu_isa);
   r.attr("mode", p.mode);
   r.attr("config", p.config_json);
 }

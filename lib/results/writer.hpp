@@ -28,6 +28,7 @@ struct Provenance {
   std::string backend;      // mpi | nccl | sim
   std::string device;       // cpu | cuda
   std::string device_name;  // CPU model or GPU name
+  std::string cpu_isa;      // the CPU kernels' instruction-set tier (kernels/cpu/isa.hpp)
   std::string mode;         // measure | simulate
   std::string config_json;  // every option's value, as JSON
 };
