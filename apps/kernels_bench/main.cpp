@@ -190,8 +190,14 @@ int main(int argc, char** argv) {
   kernels_bench::take_isa_option(argc, argv);
   kernels::set_threads(threads);
   kernels_bench::measured.threads = threads;
-  kernels_bench::measured.sgemm_gflops = kernels_bench::measure_sgemm_gflops();
-  kernels_bench::measured.memory_GBps = kernels_bench::measure_memory_GBps();
+  bool listing = false;  // --benchmark_list_tests runs nothing: no limits to measure
+  for (int i = 1; i < argc; ++i)
+    listing |= std::string(argv[i]).rfind("--benchmark_list_tests", 0) == 0 &&
+               std::string(argv[i]) != "--benchmark_list_tests=false";
+  if (!listing) {
+    kernels_bench::measured.sgemm_gflops = kernels_bench::measure_sgemm_gflops();
+    kernels_bench::measured.memory_GBps = kernels_bench::measure_memory_GBps();
+  }
   benchmark::AddCustomContext("threads", std::to_string(threads));
   benchmark::AddCustomContext("limit_sgemm_GFLOPs",
                               std::to_string(kernels_bench::measured.sgemm_gflops));

@@ -28,6 +28,15 @@ using VU32 = hn::Vec<DU32>;
 
 constexpr uint64_t kGolden = 0x9e3779b97f4a7c15ull;
 
+// Whether the narrowed BF16 vector can be streamed: x86's non-temporal stores write whole
+// 16-byte registers at 16-byte aligned addresses, which a half vector of SSE4's 4 lanes (8
+// bytes) is not. (Arm's streaming stores take any vector.)
+#if HWY_ARCH_X86
+constexpr bool kStreamNarrow = hn::MaxLanes(DU16()) * sizeof(uint16_t) >= 16;
+#else
+constexpr bool kStreamNarrow = true;
+#endif
+
 // --- scalar definitions, for heads and tails -------------------------------------------------
 
 uint16_t TruncateScalar(uint32_t bits) {
@@ -121,6 +130,7 @@ void ConvertToBf16(const float* in, bf16* out, size_t n, Rounding rounding, uint
   const DU16 d16;
   const size_t N = hn::Lanes(df);
   auto* out16 = reinterpret_cast<uint16_t*>(out);
+  stream = stream && kStreamNarrow;
 #if HWY_TARGET == HWY_SCALAR
   if (rounding == Rounding::stochastic) {  // no 64-bit lanes to split the hash over
     for (size_t i = 0; i < n; ++i) out16[i] = RoundScalar(in[i], rounding, seed, first + i);
