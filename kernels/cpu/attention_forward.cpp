@@ -13,8 +13,8 @@
 //              the AVX-512 tiles, 24 for the Highway ones
 // Tiles: the Highway kernels of the tier in force (attention_forward_simd.cpp), or on the
 // avx512 tiers the hand-written ones (attention_forward_avx512.cpp): FP32, and BF16 on
-// vdpbf16ps. Without a BF16 tile, BF16 inputs are widened to FP32 (exactly) and run the FP32
-// tiles. Threads: OpenMP over work items, costliest first.
+// vdpbf16ps. Without a BF16 tile, BF16 inputs are widened to FP32 (exactly) as they are packed
+// and run the FP32 tiles. Threads: OpenMP over work items, costliest first.
 
 #include <omp.h>
 
@@ -168,42 +168,53 @@ size_t block_elements(forward::Layout layout, int D) {
   return size_t(kKeyBlock) * (layout == forward::Layout::panels ? forward::panel_columns(D) : D);
 }
 
+// An input element as a tile operand: the same type, or BF16 widened (exactly) to FP32 for
+// tiers without BF16 tiles.
+template <class T, class In>
+T operand(In x) {
+  if constexpr (std::is_same_v<T, In>)
+    return x;
+  else
+    return bf16_to_float(x);
+}
+
 // Key block `block` of key/value head kv, packed into out.
-template <class T>
-void pack_key_block(forward::Layout layout, const AttentionShape& s, const T* k, int kv, int block,
+template <class In, class T>
+void pack_key_block(forward::Layout layout, const AttentionShape& s, const In* k, int kv, int block,
                     T* out) {
   const int keys = std::min(kKeyBlock, s.S - block * kKeyBlock);
   if (keys < kKeyBlock) std::fill_n(out, block_elements(layout, s.D), T{});
   for (int key = 0; key < keys; ++key) {
-    const T* row = k + (size_t(block * kKeyBlock + key) * s.H_kv + kv) * s.D;
-    for (int d = 0; d < s.D; ++d) out[packed_key_index<T>(layout, s.D, d, key)] = row[d];
+    const In* row = k + (size_t(block * kKeyBlock + key) * s.H_kv + kv) * s.D;
+    for (int d = 0; d < s.D; ++d)
+      out[packed_key_index<T>(layout, s.D, d, key)] = operand<T>(row[d]);
   }
 }
 
 // Value block `block` of key/value head kv, packed into out: BF16 with pairs of keys
 // interleaved (vp[key/2][d][2]), so that P V runs on vdpbf16ps with a broadcast pair of
 // probabilities; FP32 in panels (Layout::panels).
-template <class T>
-void pack_value_block(forward::Layout layout, const AttentionShape& s, const T* v, int kv,
+template <class In, class T>
+void pack_value_block(forward::Layout layout, const AttentionShape& s, const In* v, int kv,
                       int block, T* out) {
   const int keys = std::min(kKeyBlock, s.S - block * kKeyBlock);
   const size_t size = block_elements(layout, s.D);
   if (keys < kKeyBlock || size > size_t(kKeyBlock) * s.D) std::fill_n(out, size, T{});
   for (int key = 0; key < keys; ++key) {
-    const T* row = v + (size_t(block * kKeyBlock + key) * s.H_kv + kv) * s.D;
+    const In* row = v + (size_t(block * kKeyBlock + key) * s.H_kv + kv) * s.D;
     for (int d = 0; d < s.D; ++d) {
       if constexpr (std::is_same_v<T, bf16>)
         out[(size_t(key / 2) * s.D + d) * 2 + key % 2] = row[d];
       else
-        out[forward::packed_value_index(d, key)] = row[d];
+        out[forward::packed_value_index(d, key)] = operand<T>(row[d]);
     }
   }
 }
 
 // Every block of every key/value head, [H_kv][key_blocks][block], packed in parallel.
-template <class T, class PackBlock>
-std::vector<T> pack_all(forward::Layout layout, const AttentionShape& s, int key_blocks, const T* x,
-                        PackBlock pack) {
+template <class T, class In, class PackBlock>
+std::vector<T> pack_all(forward::Layout layout, const AttentionShape& s, int key_blocks,
+                        const In* x, PackBlock pack) {
   const size_t block_size = block_elements(layout, s.D);
   std::vector<T> packed(size_t(s.H_kv) * key_blocks * block_size);
 #pragma omp parallel for collapse(2) schedule(static)
@@ -215,17 +226,18 @@ std::vector<T> pack_all(forward::Layout layout, const AttentionShape& s, int key
 
 // --- the driver -------------------------------------------------------------------------------
 
-// One call's operands and plan.
-template <class T>
+// One call's operands and plan: inputs of type In, tile operands of type T (the same, or BF16
+// inputs widened to FP32 as they are packed and copied, never as whole arrays).
+template <class In, class T>
 struct Problem {
   AttentionShape shape;
   Plan plan;
   float c = 0;                   // softmax scale * log2(e)
   std::vector<KeyRange> ranges;  // per query token
   Tiles<T> tiles;
-  const T* q = nullptr;
-  const T* k = nullptr;
-  const T* v = nullptr;
+  const In* q = nullptr;
+  const In* k = nullptr;
+  const In* v = nullptr;
   // FP32 V: packed in panels for the Highway tiles (in place, rows H_kv * D floats apart fall
   // into a few L1 sets, and a tile's pass over 64 keys of one column chunk missed L1 for half
   // of them), read in place by the AVX-512 tiles (as measured).
@@ -246,8 +258,8 @@ struct ItemState {
   std::vector<T> kt, vp;    // the current key block packed, when not packed once per call
 };
 
-template <class T>
-void start_item(const Problem<T>& pb, const Item& item, ItemState<T>& st) {
+template <class In, class T>
+void start_item(const Problem<In, T>& pb, const Item& item, ItemState<T>& st) {
   const auto& s = pb.shape;
   const size_t D = s.D, rows = size_t(item.tokens) * pb.plan.heads;
   st.q.resize(rows * D);
@@ -262,23 +274,26 @@ void start_item(const Problem<T>& pb, const Item& item, ItemState<T>& st) {
   }
   for (int t = 0; t < item.tokens; ++t)
     for (int g = 0; g < pb.plan.heads; ++g)
-      std::copy_n(pb.q + (size_t(item.token0 + t) * s.H + item.head0 + g) * D, D,
-                  st.q.data() + (size_t(t) * pb.plan.heads + g) * D);
+      std::transform(pb.q + (size_t(item.token0 + t) * s.H + item.head0 + g) * D,
+                     pb.q + (size_t(item.token0 + t) * s.H + item.head0 + g + 1) * D,
+                     st.q.data() + (size_t(t) * pb.plan.heads + g) * D, operand<T, In>);
 }
 
 // The packed key block `block` of key/value head kv.
-template <class T>
-const T* key_block(const Problem<T>& pb, int kv, int block, ItemState<T>& st) {
+template <class In, class T>
+const T* key_block(const Problem<In, T>& pb, int kv, int block, ItemState<T>& st) {
   const size_t size = block_elements(pb.tiles.layout, pb.shape.D);
   if (pb.packed_once) return pb.kt.data() + (size_t(kv) * pb.plan.key_blocks + block) * size;
   pack_key_block(pb.tiles.layout, pb.shape, pb.k, kv, block, st.kt.data());
   return st.kt.data();
 }
 
-// The value block: packed, or FP32 rows in place in V (v_stride() apart).
-template <class T>
-const T* value_block(const Problem<T>& pb, int kv, int block, ItemState<T>& st) {
-  if (!pb.pack_values) return pb.v + (size_t(block) * kKeyBlock * pb.shape.H_kv + kv) * pb.shape.D;
+// The value block: packed, or FP32 rows in place in V (TileJob::v_stride apart).
+template <class In, class T>
+const T* value_block(const Problem<In, T>& pb, int kv, int block, ItemState<T>& st) {
+  if constexpr (std::is_same_v<In, T>)
+    if (!pb.pack_values)
+      return pb.v + (size_t(block) * kKeyBlock * pb.shape.H_kv + kv) * pb.shape.D;
   const size_t size = block_elements(pb.tiles.layout, pb.shape.D);
   if (pb.packed_once) return pb.vp.data() + (size_t(kv) * pb.plan.key_blocks + block) * size;
   pack_value_block(pb.tiles.layout, pb.shape, pb.v, kv, block, st.vp.data());
@@ -287,8 +302,8 @@ const T* value_block(const Problem<T>& pb, int kv, int block, ItemState<T>& st) 
 
 // The item's rows against key block `block`: only the tokens that see one of its keys, in
 // tiles of up to tiles.max_rows rows.
-template <class T>
-void run_key_block(const Problem<T>& pb, const Item& item, int block, ItemState<T>& st) {
+template <class In, class T>
+void run_key_block(const Problem<In, T>& pb, const Item& item, int block, ItemState<T>& st) {
   const int j0 = block * kKeyBlock, keys = std::min(kKeyBlock, pb.shape.S - j0);
   const int heads = pb.plan.heads;
   int first = item.tokens, last = 0;  // tokens that see a key of the block
@@ -320,8 +335,8 @@ void run_key_block(const Problem<T>& pb, const Item& item, int block, ItemState<
 }
 
 // O = accumulated / l and LSE = ln(2^m l); rows that saw no key get O = 0, LSE = -inf.
-template <class T>
-void finish_item(const Problem<T>& pb, const Item& item, const ItemState<T>& st) {
+template <class In, class T>
+void finish_item(const Problem<In, T>& pb, const Item& item, const ItemState<T>& st) {
   const auto& s = pb.shape;
   const size_t D = s.D;
   for (int t = 0; t < item.tokens; ++t) {
@@ -336,8 +351,8 @@ void finish_item(const Problem<T>& pb, const Item& item, const ItemState<T>& st)
   }
 }
 
-template <class T>
-void run_item(const Problem<T>& pb, const Item& item, ItemState<T>& st) {
+template <class In, class T>
+void run_item(const Problem<In, T>& pb, const Item& item, ItemState<T>& st) {
   start_item(pb, item, st);
   int first = pb.shape.S, last = 0;  // keys any token of the item sees
   for (int t = item.token0; t < item.token0 + item.tokens; ++t) {
@@ -350,8 +365,8 @@ void run_item(const Problem<T>& pb, const Item& item, ItemState<T>& st) {
   finish_item(pb, item, st);
 }
 
-template <class T>
-void run(const Problem<T>& pb) {
+template <class In, class T>
+void run(const Problem<In, T>& pb) {
   const std::vector<size_t> order = item_order(pb.plan, pb.shape, pb.ranges);
 #pragma omp parallel
   {
@@ -362,11 +377,11 @@ void run(const Problem<T>& pb) {
   }
 }
 
-template <class T>
-void run_forward(const AttentionArgs& args, const T* q, const T* k, const T* v,
+template <class In, class T>
+void run_forward(const AttentionArgs& args, const In* q, const In* k, const In* v,
                  const Tiles<T>& tiles, float* o, float* lse) {
   const AttentionShape& s = args.shape;
-  Problem<T> pb;
+  Problem<In, T> pb;
   pb.shape = s;
   pb.plan = make_plan(s, omp_get_max_threads());
   pb.c = softmax_scale(args) * kLog2e;
@@ -378,9 +393,9 @@ void run_forward(const AttentionArgs& args, const T* q, const T* k, const T* v,
   pb.pack_values = std::is_same_v<T, bf16> || tiles.layout == forward::Layout::panels;
   pb.packed_once = pb.plan.token_blocks * pb.plan.head_blocks > 2;
   if (pb.packed_once) {
-    pb.kt = pack_all(tiles.layout, s, pb.plan.key_blocks, k, pack_key_block<T>);
+    pb.kt = pack_all<T>(tiles.layout, s, pb.plan.key_blocks, k, pack_key_block<In, T>);
     if (pb.pack_values)
-      pb.vp = pack_all(tiles.layout, s, pb.plan.key_blocks, v, pack_value_block<T>);
+      pb.vp = pack_all<T>(tiles.layout, s, pb.plan.key_blocks, v, pack_value_block<In, T>);
   }
   pb.o = o;
   pb.lse = lse;
@@ -401,9 +416,9 @@ void attention_forward(const AttentionArgs& args, const float* q, const float* k
   if (args.shape.T == 0) return;
 #if defined(__x86_64__)
   if (isa_enabled(Isa::avx512) && args.shape.D % 16 == 0)
-    return run_forward<float>(args, q, k, v, forward::avx512_forward_tiles_f32(), o, lse);
+    return run_forward<float, float>(args, q, k, v, forward::avx512_forward_tiles_f32(), o, lse);
 #endif
-  run_forward<float>(args, q, k, v, forward::simd_forward_tiles(), o, lse);
+  run_forward<float, float>(args, q, k, v, forward::simd_forward_tiles(), o, lse);
 }
 
 void attention_forward(const AttentionArgs& args, const bf16* q, const bf16* k, const bf16* v,
@@ -413,13 +428,18 @@ void attention_forward(const AttentionArgs& args, const bf16* q, const bf16* k, 
   if (s.T == 0) return;
 #if defined(__x86_64__)
   if (isa_enabled(Isa::avx512_bf16) && s.D % 16 == 0)
-    return run_forward<bf16>(args, q, k, v, forward::avx512_forward_tiles_bf16(), o, lse);
+    return run_forward<bf16, bf16>(args, q, k, v, forward::avx512_forward_tiles_bf16(), o, lse);
+  if (isa_enabled(Isa::avx512) && s.D % 16 == 0) {
+    // AVX-512 without BF16: the FP32 AVX-512 tiles (as measured), which read V in place, on
+    // exactly widened copies.
+    const size_t q_size = size_t(s.T) * s.H * s.D, kv_size = size_t(s.S) * s.H_kv * s.D;
+    const std::vector<float> qf = widen(q, q_size), kf = widen(k, kv_size), vf = widen(v, kv_size);
+    return run_forward<float, float>(args, qf.data(), kf.data(), vf.data(),
+                                     forward::avx512_forward_tiles_f32(), o, lse);
+  }
 #endif
-  // No BF16 tile for this tier or D: FP32 tiles on the same (exactly widened) values. The
-  // widening is O(T + S) beside the O(T S) attention.
-  const size_t q_size = size_t(s.T) * s.H * s.D, kv_size = size_t(s.S) * s.H_kv * s.D;
-  const std::vector<float> qf = widen(q, q_size), kf = widen(k, kv_size), vf = widen(v, kv_size);
-  attention_forward(args, qf.data(), kf.data(), vf.data(), o, lse);
+  // The FP32 Highway tiles, widening (exactly) as K and V are packed and Q rows copied.
+  run_forward<bf16, float>(args, q, k, v, forward::simd_forward_tiles(), o, lse);
 }
 
 }  // namespace paralab::kernels::cpu
