@@ -402,11 +402,13 @@ void run_forward(const AttentionArgs& args, const In* q, const In* k, const In* 
   run(pb);
 }
 
+#if defined(__x86_64__)
 std::vector<float> widen(const bf16* x, size_t n) {
   std::vector<float> out(n);
   convert(x, out.data(), n);
   return out;
 }
+#endif
 
 }  // namespace
 
