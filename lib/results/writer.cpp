@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "core/errors.hpp"
+#include "results/output_file.hpp"
 
 namespace paralab::results {
 
@@ -164,40 +165,25 @@ Group Group::subgroup(const std::string& name) {
   return Group(std::make_shared<Handle>(id, H5Gclose));
 }
 
-ResultFile::ResultFile(std::string path)
-    : path_(std::move(path)), temporary_path_(path_ + ".tmp-" + std::to_string(getpid())) {
+ResultFile::ResultFile(std::string path) : path_(std::move(path)) {
   silence_hdf5();
-  if (path_.empty()) throw RuntimeError("output path is empty");
-  std::filesystem::path parent = std::filesystem::path(path_).parent_path();
-  std::error_code error;
-  if (!parent.empty()) std::filesystem::create_directories(parent, error);
-  if (error)
-    throw RuntimeError("cannot write results to '" + path_ + "': cannot create folder '" +
-                       parent.string() + "': " + error.message());
-  // Probe with plain stdio first: its errno gives a clearer reason than HDF5.
-  if (FILE* probe = std::fopen(temporary_path_.c_str(), "wb")) {
-    std::fclose(probe);
-  } else {
-    throw RuntimeError("cannot write results to '" + path_ + "': " + std::strerror(errno));
-  }
-  // A strong close closes every object still open, so commit() really ends the file.
+  output_ = std::make_unique<OutputFile>(path_, "results");
+  // In memory (the core driver, no backing store): HDF5 never writes to disk, so a full disk
+  // is one error from OutputFile::commit, not a failed flush that leaves HDF5 with an open
+  // file it crashes on at exit. A strong close closes every object still open.
   Owned access = own(checked(H5Pcreate(H5P_FILE_ACCESS), "create file access list"), H5Pclose);
   H5Pset_fclose_degree(access->id(), H5F_CLOSE_STRONG);
-  hid_t file = H5Fcreate(temporary_path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access->id());
-  if (file < 0) {
-    std::remove(temporary_path_.c_str());
-    throw RuntimeError("cannot create HDF5 file '" + temporary_path_ + "'");
-  }
+  checked_status(H5Pset_fapl_core(access->id(), size_t{1} << 20, false), "use an in-memory file");
+  hid_t file = H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access->id());
+  if (file < 0) throw RuntimeError("cannot create the HDF5 file for '" + path_ + "' in memory");
   file_ = std::make_shared<Handle>(file, H5Fclose);
   root().attr("schema_version", kSchemaVersion);
   points_ = root().subgroup("points").handle_;
 }
 
 ResultFile::~ResultFile() {
-  if (committed_) return;
   points_.reset();
   file_.reset();
-  std::remove(temporary_path_.c_str());
 }
 
 void ResultFile::write_provenance(const Provenance& p) {
@@ -230,11 +216,14 @@ Group ResultFile::add_point() {
 void ResultFile::commit() {
   if (committed_) return;
   points_.reset();
-  checked_status(H5Fflush(file_->id(), H5F_SCOPE_GLOBAL), "flush '" + temporary_path_ + "'");
+  checked_status(H5Fflush(file_->id(), H5F_SCOPE_GLOBAL), "flush the results of '" + path_ + "'");
+  const ssize_t size = H5Fget_file_image(file_->id(), nullptr, 0);
+  if (size <= 0) throw RuntimeError("HDF5: cannot size the results of '" + path_ + "'");
+  std::vector<std::byte> image(static_cast<size_t>(size));
+  if (H5Fget_file_image(file_->id(), image.data(), image.size()) != size)
+    throw RuntimeError("HDF5: cannot copy the results of '" + path_ + "'");
   file_.reset();
-  if (std::rename(temporary_path_.c_str(), path_.c_str()) != 0)
-    throw RuntimeError("cannot rename '" + temporary_path_ + "' to '" + path_ +
-                       "': " + std::strerror(errno));
+  output_->commit(image);
   committed_ = true;
 }
 

@@ -2,8 +2,11 @@
 // The schema is documented in docs/results.md; bump kSchemaVersion whenever
 // a reader would have to change.
 //
-// A ResultFile writes into "<path>.tmp-<pid>" and renames it to <path> on
-// commit(); a run that fails or is destroyed first leaves no file behind.
+// A ResultFile builds its HDF5 file in memory and writes it on commit()
+// through results::OutputFile (output_file.hpp): the path is claimed at
+// construction (folder, regular file, no other writer), and the bytes land
+// atomically, so a run that fails, is destroyed first, fills the disk or is
+// stopped by a signal leaves no file and no temporary behind.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +16,8 @@
 #include <vector>
 
 namespace paralab::results {
+
+class OutputFile;
 
 inline constexpr int64_t kSchemaVersion = 1;
 
@@ -69,8 +74,9 @@ class Group {
 
 class ResultFile {
  public:
-  // Creates the temporary file (and missing parent folders). Throws
-  // RuntimeError (this rank) with the reason when the path is unwritable.
+  // Claims the path (creating missing parent folders). Throws UsageError for a
+  // destination that is not a regular file and RuntimeError (this rank) with
+  // the reason when the path is unwritable or another run is writing it.
   explicit ResultFile(std::string path);
   ~ResultFile();
   ResultFile(const ResultFile&) = delete;
@@ -80,15 +86,14 @@ class ResultFile {
   Group root();
   // A new group /points/NNNNNN, numbered in the order points are added.
   Group add_point();
-  // Closes the file and renames it into place. Throws RuntimeError on failure.
+  // Closes the file and writes it into place. Throws RuntimeError on failure.
   void commit();
 
   const std::string& path() const { return path_; }
-  const std::string& temporary_path() const { return temporary_path_; }
 
  private:
   std::string path_;
-  std::string temporary_path_;
+  std::unique_ptr<OutputFile> output_;
   std::shared_ptr<Handle> file_;
   std::shared_ptr<Handle> points_;
   int64_t point_count_ = 0;

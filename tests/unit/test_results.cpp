@@ -130,7 +130,7 @@ TEST(ResultFile, UncommittedLeavesNothing) {
     ResultFile file(path.string());
     file.write_provenance(sample_provenance());
     file.add_point().attr("x", 1.0);
-    EXPECT_TRUE(fs::exists(file.temporary_path()));
+    EXPECT_TRUE(fs::exists(path.string() + ".lock")) << "the path is claimed while writing";
   }
   EXPECT_TRUE(fs::is_empty(dir)) << "an abandoned result left files behind";
   fs::remove_all(dir);
