@@ -9,17 +9,34 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <sstream>
 
 #include "core/errors.hpp"
+#include "kernels/compress.hpp"
+#include "results/output_file.hpp"
 
 namespace paralab::model {
 
 namespace {
 
 constexpr const char* kFormat = "paralab-checkpoint";
-constexpr int64_t kVersion = 1;
+// 2: the checksummed user block. 1 had none and is refused (its damage could not be seen).
+constexpr int64_t kVersion = 2;
+
+// The user block at the start of the file: magic (bytes 0-7), CRC32C (8-11) of the whole file
+// with those four bytes as zero, the file's size (16-23); zeros to its end. HDF5 finds its
+// superblock after it.
+constexpr size_t kUserBlock = 512;
+constexpr char kSumMagic[8] = {'P', 'L', 'C', 'K', 'S', 'U', 'M', '1'};
+
+uint32_t checksum(std::span<const std::byte> file) {
+  const std::byte zeros[4] = {};
+  uint32_t crc = kernels::compress::crc32c(file.first(8));
+  crc = kernels::compress::crc32c(zeros, crc);
+  return kernels::compress::crc32c(file.subspan(12), crc);
+}
 static_assert(sizeof(bf16) == sizeof(uint16_t), "BF16 is stored as its 16-bit pattern");
 
 // An HDF5 object closed when it goes out of scope.
@@ -226,6 +243,42 @@ struct Reader {
   }
 };
 
+// The user block's checksum and size against the file's bytes: a damaged or truncated
+// checkpoint is refused before HDF5 reads any of it.
+void verify_checksum(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<std::byte> bytes;
+  if (in) {
+    in.seekg(0, std::ios::end);
+    bytes.resize(static_cast<size_t>(std::max<std::streamoff>(0, in.tellg())));
+    in.seekg(0);
+    in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  }
+  if (!in) throw UsageError("checkpoint '" + path + "' cannot be read");
+  const std::string name = "checkpoint '" + path + "' ";
+  if (bytes.size() < kUserBlock || std::memcmp(bytes.data(), kSumMagic, sizeof kSumMagic) != 0) {
+    if (H5Fis_hdf5(path.c_str()) > 0)
+      throw UsageError(name +
+                       "is not a paralab checkpoint with a checksum (another HDF5 file, "
+                       "or one written before checkpoint format 2: start again without "
+                       "--resume)");
+    throw UsageError(name + "is not an HDF5 file (damaged or not a checkpoint)");
+  }
+  uint32_t crc = 0;
+  uint64_t size = 0;
+  std::memcpy(&crc, bytes.data() + 8, sizeof crc);
+  std::memcpy(&size, bytes.data() + 16, sizeof size);
+  if (size != bytes.size())
+    throw UsageError(name + "is truncated or extended: " + std::to_string(bytes.size()) +
+                     " bytes, written as " + std::to_string(size));
+  const uint32_t actual = checksum(bytes);
+  if (actual != crc) {
+    char text[96];
+    std::snprintf(text, sizeof text, "(CRC32C %08x, written as %08x)", actual, crc);
+    throw UsageError(name + "is damaged: its checksum does not match " + text);
+  }
+}
+
 // Opens the file read-only and checks that it is a checkpoint of this format.
 std::unique_ptr<Hid> open_checkpoint(const std::string& path) {
   silence_hdf5();
@@ -234,6 +287,7 @@ std::unique_ptr<Hid> open_checkpoint(const std::string& path) {
     throw UsageError("checkpoint '" + path + "' does not exist");
   if (!std::filesystem::is_regular_file(path, error))
     throw UsageError("checkpoint '" + path + "' is not a file");
+  verify_checksum(path);
   if (H5Fis_hdf5(path.c_str()) <= 0)
     throw UsageError("checkpoint '" + path + "' is not an HDF5 file (damaged or not a checkpoint)");
   auto file = std::make_unique<Hid>(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
@@ -314,82 +368,90 @@ const std::vector<double>* CheckpointInfo::find(const std::string& name) const {
   return nullptr;
 }
 
-void save_checkpoint(const std::string& path, const Model& model, Optimizer& optimizer,
+void save_checkpoint(results::OutputFile& target, const Model& model, Optimizer& optimizer,
                      const CheckpointInfo& info) {
   silence_hdf5();
-  Writer w{path};
-  if (path.empty()) w.fail("empty path");
-  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  std::error_code error;
-  if (!parent.empty()) std::filesystem::create_directories(parent, error);
-  if (error) w.fail("cannot create folder '" + parent.string() + "': " + error.message());
-  const std::string temporary = path + ".tmp-" + std::to_string(getpid());
-  if (FILE* probe = std::fopen(temporary.c_str(), "wb")) {
-    std::fclose(probe);
-  } else {
-    w.fail(std::strerror(errno));
-  }
-  try {
-    {
-      Hid file(H5Fcreate(temporary.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
-      w.check(file.id(), "cannot create the HDF5 file");
-      const hid_t root = file.id();
-      const Parameters& params = model.parameters();
-      const Precision precision = model.precision();
-      w.attr(root, "format", std::string(kFormat));
-      w.attr(root, "version", kVersion);
-      write_config(w, root, model.config());
-      w.attr(root, "precision", std::string(to_string(precision)));
-      w.attr(root, "step", optimizer.steps());
-      w.attr(root, "data_position", info.data_position);
-      w.attr(root, "world_size", info.world_size);
-      w.attr(root, "run_config", info.run_config);
-      std::vector<std::string> names;
-      std::vector<int64_t> sizes;
-      for (const Parameter& p : params) {
-        names.push_back(p.name());
-        sizes.push_back(static_cast<int64_t>(p.size()));
-      }
-      w.attr(root, "tensor_names", names);
-      w.attr(root, "tensor_sizes", sizes);
-
-      Hid weights(w.group(root, "weights"), H5Gclose);
-      if (stores_bf16_weights(precision)) {
-        w.dataset(weights.id(), "bf16", H5T_STD_U16LE, H5T_NATIVE_UINT16,
-                  params.bf16_values().data(), params.numel());
-        auto& mutable_params = const_cast<Parameters&>(params);  // kahan(): no const overload
-        if (precision == Precision::bf16_pure_kahan)
-          w.dataset(weights.id(), "kahan", H5T_STD_U16LE, H5T_NATIVE_UINT16,
-                    mutable_params.kahan().data(), params.numel());
-      } else {
-        w.dataset(weights.id(), "values", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, params.values().data(),
-                  params.numel());
-      }
-
-      Hid state(w.group(root, "optimizer"), H5Gclose);
-      std::vector<std::string> state_list;
-      for (const auto& [name, values] : optimizer.state()) {
-        state_list.push_back(name);
-        w.dataset(state.id(), name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, values.data(), values.size());
-      }
-      w.attr(root, "optimizer_state", state_list);
-
-      Hid history(w.group(root, "history"), H5Gclose);
-      std::vector<std::string> history_names;
-      for (const auto& [name, values] : info.history) {
-        history_names.push_back(name);
-        w.dataset(history.id(), name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, values.data(),
-                  values.size());
-      }
-      w.attr(root, "history_names", history_names);
-      w.check_status(H5Fflush(file.id(), H5F_SCOPE_GLOBAL), "flush");
+  Writer w{target.path()};
+  std::vector<std::byte> image;
+  {
+    // In memory (the core driver, no backing store), with the user block reserved; the
+    // image is then checksummed and written through the claimed OutputFile.
+    Hid access(w.check(H5Pcreate(H5P_FILE_ACCESS), "file access list"), H5Pclose);
+    H5Pset_fclose_degree(access.id(), H5F_CLOSE_STRONG);
+    w.check_status(H5Pset_fapl_core(access.id(), size_t{1} << 20, false), "in-memory file");
+    Hid create(w.check(H5Pcreate(H5P_FILE_CREATE), "file creation list"), H5Pclose);
+    w.check_status(H5Pset_userblock(create.id(), kUserBlock), "user block");
+    Hid file(H5Fcreate(target.path().c_str(), H5F_ACC_TRUNC, create.id(), access.id()), H5Fclose);
+    w.check(file.id(), "cannot create the HDF5 file in memory");
+    const hid_t root = file.id();
+    const Parameters& params = model.parameters();
+    const Precision precision = model.precision();
+    w.attr(root, "format", std::string(kFormat));
+    w.attr(root, "version", kVersion);
+    write_config(w, root, model.config());
+    w.attr(root, "precision", std::string(to_string(precision)));
+    w.attr(root, "step", optimizer.steps());
+    w.attr(root, "data_position", info.data_position);
+    w.attr(root, "world_size", info.world_size);
+    w.attr(root, "run_config", info.run_config);
+    std::vector<std::string> names;
+    std::vector<int64_t> sizes;
+    for (const Parameter& p : params) {
+      names.push_back(p.name());
+      sizes.push_back(static_cast<int64_t>(p.size()));
     }
-    if (std::rename(temporary.c_str(), path.c_str()) != 0)
-      w.fail(std::string("cannot rename the temporary file: ") + std::strerror(errno));
-  } catch (...) {
-    std::remove(temporary.c_str());
-    throw;
+    w.attr(root, "tensor_names", names);
+    w.attr(root, "tensor_sizes", sizes);
+
+    Hid weights(w.group(root, "weights"), H5Gclose);
+    if (stores_bf16_weights(precision)) {
+      w.dataset(weights.id(), "bf16", H5T_STD_U16LE, H5T_NATIVE_UINT16, params.bf16_values().data(),
+                params.numel());
+      auto& mutable_params = const_cast<Parameters&>(params);  // kahan(): no const overload
+      if (precision == Precision::bf16_pure_kahan)
+        w.dataset(weights.id(), "kahan", H5T_STD_U16LE, H5T_NATIVE_UINT16,
+                  mutable_params.kahan().data(), params.numel());
+    } else {
+      w.dataset(weights.id(), "values", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, params.values().data(),
+                params.numel());
+    }
+
+    Hid state(w.group(root, "optimizer"), H5Gclose);
+    std::vector<std::string> state_list;
+    for (const auto& [name, values] : optimizer.state()) {
+      state_list.push_back(name);
+      w.dataset(state.id(), name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, values.data(), values.size());
+    }
+    w.attr(root, "optimizer_state", state_list);
+
+    Hid history(w.group(root, "history"), H5Gclose);
+    std::vector<std::string> history_names;
+    for (const auto& [name, values] : info.history) {
+      history_names.push_back(name);
+      w.dataset(history.id(), name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, values.data(),
+                values.size());
+    }
+    w.attr(root, "history_names", history_names);
+    w.check_status(H5Fflush(file.id(), H5F_SCOPE_GLOBAL), "flush");
+    // The image starts at the superblock; the user block goes in front of it on disk.
+    const ssize_t size = H5Fget_file_image(file.id(), nullptr, 0);
+    if (size <= 0) w.fail("cannot size the file image");
+    image.resize(kUserBlock + static_cast<size_t>(size));
+    if (H5Fget_file_image(file.id(), image.data() + kUserBlock, static_cast<size_t>(size)) != size)
+      w.fail("cannot copy the file image");
   }
+  std::memcpy(image.data(), kSumMagic, sizeof kSumMagic);
+  const uint64_t bytes = image.size();
+  std::memcpy(image.data() + 16, &bytes, sizeof bytes);
+  const uint32_t crc = checksum(image);
+  std::memcpy(image.data() + 8, &crc, sizeof crc);
+  target.commit(image);
+}
+
+void save_checkpoint(const std::string& path, const Model& model, Optimizer& optimizer,
+                     const CheckpointInfo& info) {
+  results::OutputFile target(path, "checkpoint");
+  save_checkpoint(target, model, optimizer, info);
 }
 
 CheckpointInfo read_checkpoint_info(const std::string& path) {

@@ -16,8 +16,15 @@
 // (float32) or /weights/bf16 and /weights/kahan (uint16: BF16 bit patterns),
 // /optimizer/<name> (float32), /history/<name> (float64).
 //
-// The file is written to "<path>.tmp-<pid>" and renamed into place, so a
-// crash never leaves a half-written checkpoint under the real name. Under
+// Integrity: the file starts with a 512-byte HDF5 user block (which HDF5
+// tools skip) holding a CRC32C of the rest of the file and its size; loading
+// verifies both first, so a flipped bit anywhere (weights, optimizer state,
+// loss history, attributes) or a truncation is refused, never resumed from.
+// The file is built in memory and written through results::OutputFile: the
+// path is claimed when the run starts (unwritable paths, devices and a second
+// writer are refused then, not after training), and each save lands
+// atomically, so a crash, a full disk or a signal never leaves a half-written
+// checkpoint under the real name. Under
 // data parallelism the weights are replicated: rank 0 saves, every rank
 // loads. Resuming continues bit-identically when the thread count is the
 // same (OpenBLAS's and OpenMP's reductions depend on it) and, with more than
@@ -31,6 +38,10 @@
 
 #include "model/model.hpp"
 #include "model/optimizer.hpp"
+
+namespace paralab::results {
+class OutputFile;
+}
 
 namespace paralab::model {
 
@@ -47,8 +58,11 @@ struct CheckpointInfo {
 };
 
 // Writes the model's stored weights, the optimizer's state and `info` (its
-// `step` is taken from optimizer.steps()) to `path`, atomically; creates
-// missing parent folders. Throws RuntimeError (this rank) when it cannot.
+// `step` is taken from optimizer.steps()) to a claimed path, atomically.
+// Throws RuntimeError (this rank) when it cannot.
+void save_checkpoint(results::OutputFile& target, const Model& model, Optimizer& optimizer,
+                     const CheckpointInfo& info);
+// The same to `path`, claimed for this one save (creates missing folders).
 void save_checkpoint(const std::string& path, const Model& model, Optimizer& optimizer,
                      const CheckpointInfo& info);
 
@@ -56,8 +70,9 @@ void save_checkpoint(const std::string& path, const Model& model, Optimizer& opt
 // and a fresh optimizer of the same kind: weights (then Parameters::sync()),
 // Kahan compensation, optimizer state and step count. Returns the info.
 // Throws UsageError with a clear message when the file is missing, is not a
-// readable paralab checkpoint, or was written for a different model config,
-// precision, tensor layout or optimizer.
+// readable paralab checkpoint, fails its checksum (damaged or truncated), or
+// was written for a different model config, precision, tensor layout or
+// optimizer.
 CheckpointInfo load_checkpoint(const std::string& path, Model& model, Optimizer& optimizer);
 
 // Only the info (no weights): to compare a run's configuration first.

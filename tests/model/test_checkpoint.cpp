@@ -8,6 +8,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -202,6 +204,49 @@ TEST_F(Checkpoint, BadFilesAreClearErrors) {
   in.read(head.data(), std::streamsize(head.size()));
   std::ofstream(path("cut.h5"), std::ios::binary).write(head.data(), in.gcount());
   EXPECT_THROW(load_checkpoint(path("cut.h5"), model, optimizer), UsageError);
+}
+
+// Any flipped bit (weights, optimizer state, loss history, attributes, HDF5's own metadata,
+// the checksum itself), a cut and an extension are refused before anything is loaded.
+TEST_F(Checkpoint, DamageIsRefused) {
+  Model model(config(), Precision::fp32, 4);
+  AdamW optimizer;
+  Trainer trainer(model, optimizer, kSchedule);
+  train(trainer, 0, 2);
+  CheckpointInfo info;
+  info.history = {{"loss", {2.5, 2.25}}};
+  save_checkpoint(path("good.h5"), model, optimizer, info);
+  std::ifstream in(path("good.h5"), std::ios::binary);
+  const std::vector<char> good((std::istreambuf_iterator<char>(in)), {});
+  ASSERT_GT(good.size(), 4096u);
+  auto refused = [&](const std::vector<char>& bytes) {
+    std::ofstream(path("bad.h5"), std::ios::binary)
+        .write(bytes.data(), std::streamsize(bytes.size()));
+    Model m(config(), Precision::fp32, 4);
+    AdamW o;
+    return usage_error([&] { load_checkpoint(path("bad.h5"), m, o); });
+  };
+  std::mt19937 generator(7);
+  int flips = 0;
+  const size_t stride = 2 * good.size() / 150;  // about 150 flips, spread over the file
+  for (size_t at = 8; at < good.size(); at += 1 + generator() % stride, ++flips) {
+    std::vector<char> bytes = good;
+    bytes[at] = static_cast<char>(bytes[at] ^ (1 << (generator() % 8)));
+    const std::string message = refused(bytes);
+    EXPECT_TRUE(message.find("damaged") != std::string::npos ||
+                message.find("checksum") != std::string::npos)
+        << "byte " << at << ": " << message;
+  }
+  EXPECT_GT(flips, 20);
+  std::vector<char> cut(good.begin(), good.end() - 1);
+  EXPECT_NE(refused(cut).find("truncated"), std::string::npos);
+  std::vector<char> longer = good;
+  longer.push_back('x');
+  EXPECT_NE(refused(longer).find("truncated or extended"), std::string::npos);
+  // The intact file still loads.
+  Model resumed(config(), Precision::fp32, 4);
+  AdamW resumed_optimizer;
+  EXPECT_EQ(load_checkpoint(path("good.h5"), resumed, resumed_optimizer).history, info.history);
 }
 
 TEST_F(Checkpoint, MismatchedRunsAreClearErrors) {
