@@ -15,6 +15,7 @@
 #include "model/model.hpp"
 #include "model/optimizer.hpp"
 #include "model/precision.hpp"
+#include "results/output_file.hpp"
 
 namespace paralab::bf16_train {
 
@@ -54,6 +55,7 @@ struct Options {
   int stop_at = 0;         // 0: train all --steps
   int64_t init_seed = -1;  // -1: from --seed
   int threads = 0;
+  bool allow_divergence = false;
 };
 
 void add_options(CLI::App& cli, Options& o);
@@ -127,6 +129,8 @@ struct PolicyResult {
   double step_time_s = 0;         // median
   double rank_tflops = 0;         // flops_per_step / ranks / median step time
   bool replicas_agree = true;
+  int64_t diverged_at = -1;  // the first step with a non-finite or exploding loss; -1: none
+  std::string divergence;    // what diverged (StepWatch::reason)
 };
 
 // The rates the step is compared with, measured on every rank at once with
@@ -149,10 +153,12 @@ void record(App& app, const Options& o, const DataSet& data, const Limits& limit
             const PolicyResult& result, const PolicyResult* fp32);
 void record_limits(App& app, const Limits& limits);
 
-// Trains one policy from --seed's initial weights (or from its checkpoint
-// under --resume) for --steps steps, evaluating, checkpointing and printing
-// rows as it goes. Collective.
+// Trains one policy from --seed's initial weights (or from the checkpoint at `resume`, when not
+// empty) for --steps steps, evaluating, checkpointing into `checkpoint` (rank 0; null: none)
+// and printing rows as it goes. Stops early at a divergence (unless --allow-divergence) and,
+// after saving the checkpoint, at a termination signal (throws Interrupted). Collective.
 PolicyResult train_policy(App& app, const Options& o, const DataSet& data, comm::Communicator& comm,
-                          model::Precision policy, const Table& table);
+                          model::Precision policy, const Table& table, const std::string& resume,
+                          results::OutputFile* checkpoint);
 
 }  // namespace paralab::bf16_train

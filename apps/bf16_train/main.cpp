@@ -8,25 +8,34 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "bf16_train.hpp"
 #include "comm/comm.hpp"
 #include "core/errors.hpp"
+#include "core/resources.hpp"
+#include "core/signals.hpp"
+#include "harness/training.hpp"
 #include "kernels/threads.hpp"
 #include "model/checkpoint.hpp"
 
 namespace paralab::bf16_train {
 namespace {
 
-// The keys whose values differ between two run configurations (JSON).
-std::string differences(const std::string& theirs, const std::string& mine) {
+// The keys whose values differ between two run configurations (JSON), but for "threads",
+// whose difference is returned in `threads_note` (it changes rounding, not the run).
+std::string differences(const std::string& theirs, const std::string& mine,
+                        std::string& threads_note) {
   const auto a = nlohmann::json::parse(theirs, nullptr, false);
   const auto b = nlohmann::json::parse(mine);
   if (a.is_discarded() || !a.is_object()) return "its run configuration is unreadable";
   std::string out;
   for (const auto& [key, value] : b.items()) {
     const std::string was = a.contains(key) ? a[key].dump() : "(none)";
-    if (was != value.dump())
+    if (was == value.dump()) continue;
+    if (key == "threads")
+      threads_note = "written with " + was + " kernel threads per rank, now " + value.dump();
+    else
       out += (out.empty() ? "" : ", ") + key + " " + was + " (this run: " + value.dump() + ")";
   }
   for (const auto& [key, value] : a.items())
@@ -34,20 +43,62 @@ std::string differences(const std::string& theirs, const std::string& mine) {
   return out;
 }
 
-// Before any result file exists: every policy's checkpoint is there and was
-// written by a run with the same configuration.
-void check_resume(App& app, const Options& o, const std::vector<model::Precision>& policies) {
-  agree_on(app.world().comm(), [&] {
-    for (model::Precision policy : policies) {
-      const std::string path = policy_path(o.resume, policy, policies.size() > 1);
-      const model::CheckpointInfo info = model::read_checkpoint_info(path);
-      const std::string diff =
-          differences(info.run_config, run_config_json(o, policy, app.common().seed));
-      if (!diff.empty())
-        throw UsageError("--resume: checkpoint '" + path +
+// Per policy, the checkpoint it continues from ("": from scratch): --resume's, or --checkpoint's
+// own file when it exists, so that a run stopped by a signal or a time limit continues when the
+// same command is run again. Decided before any result file exists: rank 0 looks for the
+// files, every rank must read the same bytes, and each was written with these options.
+std::vector<std::string> resume_paths(App& app, const Options& o,
+                                      const std::vector<model::Precision>& policies) {
+  World& world = app.world();
+  const bool several = policies.size() > 1;
+  const std::string& base = o.resume.empty() ? o.checkpoint : o.resume;
+  const std::string option = o.resume.empty() ? "--checkpoint" : "--resume";
+  std::vector<std::string> paths(policies.size());
+  if (base.empty()) return paths;
+  std::vector<int> present(policies.size(), 1);
+  if (o.resume.empty() && world.is_root())
+    for (size_t i = 0; i < policies.size(); ++i)
+      present[i] = std::filesystem::exists(policy_path(base, policies[i], several)) ? 1 : 0;
+  MPI_Bcast(present.data(), static_cast<int>(present.size()), MPI_INT, 0, world.comm());
+  std::vector<InputPath> inputs;
+  for (size_t i = 0; i < policies.size(); ++i) {
+    if (!present[i]) continue;
+    paths[i] = policy_path(base, policies[i], several);
+    inputs.push_back({option, paths[i]});
+  }
+  if (o.resume.empty() && inputs.empty()) return paths;
+  // --resume: a missing file is named by read_checkpoint_info below, with its own message.
+  if (!o.resume.empty()) inputs.clear();
+  agree_on_inputs(world, inputs);
+  std::string threads_note;
+  agree_on(world.comm(), [&] {
+    for (size_t i = 0; i < policies.size(); ++i) {
+      if (paths[i].empty()) continue;
+      const model::CheckpointInfo info = model::read_checkpoint_info(paths[i]);
+      const std::string diff = differences(
+          info.run_config, run_config_json(o, policies[i], app.common().seed), threads_note);
+      if (diff.empty()) continue;
+      if (!o.resume.empty())
+        throw UsageError("--resume: checkpoint '" + paths[i] +
                          "' was written by a run with other options: " + diff);
+      throw UsageError("--checkpoint '" + paths[i] +
+                       "' holds the checkpoint of a run with other options (" + diff +
+                       "): remove it or name another file to start afresh");
     }
   });
+  if (!threads_note.empty())
+    world.printf(
+        "# warning: the checkpoint was %s: the continuation is correct but not "
+        "bit-identical to an uninterrupted run\n",
+        threads_note.c_str());
+  if (o.resume.empty())
+    for (size_t i = 0; i < policies.size(); ++i)
+      if (!paths[i].empty())
+        world.printf(
+            "# %s: %s exists, written by this command: continuing from it (remove it "
+            "to start afresh)\n",
+            std::string(model::to_string(policies[i])).c_str(), paths[i].c_str());
+  return paths;
 }
 
 void run(App& app) {
@@ -67,9 +118,23 @@ void run(App& app) {
   const DataSet data(o, seeds_of(o, app.common().seed).data);
   const model::ModelConfig config = model_config_of(o, data.vocab());
   schedule_of(o);
-  if (!o.resume.empty()) check_resume(app, o, policies);
+  if (o.threads == 0) o.threads = kernels::default_threads(world.local_size());
+  const std::vector<std::string> resumes = resume_paths(app, o, policies);
+  // The checkpoint files are claimed now (a folder that cannot be written, a device, another
+  // run writing them: refused before training), and with them a signal stops training
+  // gracefully: every rank finishes its step, the checkpoint is saved, the run exits 5.
+  std::vector<std::unique_ptr<results::OutputFile>> checkpoints(policies.size());
+  if (!o.checkpoint.empty()) {
+    agree_on(world.comm(), [&] {
+      if (!world.is_root()) return;
+      for (size_t i = 0; i < policies.size(); ++i)
+        checkpoints[i] = std::make_unique<results::OutputFile>(
+            policy_path(o.checkpoint, policies[i], policies.size() > 1), "checkpoint");
+    });
+    set_graceful_termination(true);
+  }
 
-  kernels::set_threads(o.threads > 0 ? o.threads : kernels::default_threads(world.local_size()));
+  kernels::set_threads(o.threads);
   auto comm = comm::make_mpi_communicator(world.comm());
   const int rows = model::row_share(o.batch, 0, world.size()).count;
   Limits limits = measure_limits(world.comm(), config, rows, o.context);
@@ -91,8 +156,9 @@ void run(App& app) {
   const Table table = make_table(world);
   table.print_header();
   std::vector<PolicyResult> results;
-  for (model::Precision policy : policies)
-    results.push_back(train_policy(app, o, data, *comm, policy, table));
+  for (size_t i = 0; i < policies.size(); ++i)
+    results.push_back(
+        train_policy(app, o, data, *comm, policies[i], table, resumes[i], checkpoints[i].get()));
 
   // Limits are what the cores can do: the better of before and after training
   // (a shared machine may have been busy during one of them).
@@ -111,6 +177,15 @@ void run(App& app) {
     for (const auto& r : results) record(app, o, data, limits, r, fp32);
   }
   app.finish();
+  std::string diverged;
+  for (const auto& r : results)
+    if (r.diverged_at >= 0)
+      diverged += (diverged.empty() ? "" : "; ") + std::string(model::to_string(r.policy)) + ": " +
+                  r.divergence;
+  if (!diverged.empty() && !o.allow_divergence)
+    throw Diverged("training diverged (" + diverged +
+                   "); the result file marks it (diverged_at_step)"
+                   "; lower --lr, or give --allow-divergence to train on regardless");
 }
 
 }  // namespace

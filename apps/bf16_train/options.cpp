@@ -5,6 +5,7 @@
 
 #include "bf16_train.hpp"
 #include "core/errors.hpp"
+#include "harness/training.hpp"
 
 namespace paralab::bf16_train {
 
@@ -131,7 +132,9 @@ void add_options(CLI::App& cli, Options& o) {
                  "Seed of the initial weights and the stochastic rounding, to vary them with the "
                  "data fixed; default: --seed");
   cli.add_option("--threads", o.threads,
-                 "Kernel threads per rank; default: this host's cores / its ranks");
+                 "Kernel threads per rank; default: this host's cores / its ranks")
+      ->check(CLI::Range(0, 4096));
+  add_divergence_option(cli, o.allow_divergence);
 }
 
 void resolve_defaults(Options& o) {
@@ -218,6 +221,9 @@ std::string run_config_json(const Options& o, model::Precision policy, uint64_t 
   if (o.optimizer == "sgd") j["momentum"] = o.momentum;
   j["seed"] = seed;
   j["init_seed"] = o.init_seed;
+  // The kernels' thread count splits sums differently: another one resumes correctly but not
+  // bit-identically (main.cpp warns, it does not refuse).
+  j["threads"] = o.threads;
   return j.dump();
 }
 

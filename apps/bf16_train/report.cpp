@@ -248,6 +248,9 @@ void record(App& app, const Options& o, const DataSet& data, const Limits& limit
   g.attr("tokens_per_step", r.tokens_per_step);
   g.attr("flops_per_step", r.flops_per_step);
   g.attr("resumed_from_step", r.resumed_from);
+  // -1: the losses stayed finite and below 100x the first (harness/training.hpp).
+  g.attr("diverged_at_step", r.diverged_at);
+  if (r.diverged_at >= 0) g.attr("divergence", r.divergence);
   g.attr("steps_done", r.steps_done);
 
   std::vector<std::string> metrics = {

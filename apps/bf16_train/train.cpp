@@ -1,10 +1,14 @@
 // The training loop of one precision policy: data-parallel steps, held-out
 // evaluations with a table row each, checkpoints, the replica check.
 #include <algorithm>
+#include <csignal>
+#include <cstring>
 #include <numeric>
 
 #include "bf16_train.hpp"
+#include "core/signals.hpp"
 #include "core/timer.hpp"
+#include "harness/training.hpp"
 #include "model/checkpoint.hpp"
 
 namespace paralab::bf16_train {
@@ -71,7 +75,8 @@ void summarise(PolicyResult& r, int ranks) {
 }  // namespace
 
 PolicyResult train_policy(App& app, const Options& o, const DataSet& data, comm::Communicator& comm,
-                          Precision policy, const Table& table) {
+                          Precision policy, const Table& table, const std::string& resume,
+                          results::OutputFile* checkpoint) {
   World& world = app.world();
   const Seeds seeds = seeds_of(o, app.common().seed);
   const bool several = policies_of(o).size() > 1;
@@ -102,8 +107,8 @@ PolicyResult train_policy(App& app, const Options& o, const DataSet& data, comm:
   };
 
   int64_t start = 0;
-  if (!o.resume.empty()) {
-    const std::string path = policy_path(o.resume, policy, several);
+  if (!resume.empty()) {
+    const std::string& path = resume;
     model::CheckpointInfo info;
     agree_on(world.comm(), [&] { info = model::load_checkpoint(path, model, *optimizer); });
     restore(h, info);
@@ -121,8 +126,20 @@ PolicyResult train_policy(App& app, const Options& o, const DataSet& data, comm:
   }
   if (h.eval_step.empty()) evaluate(start);
 
-  const std::string checkpoint = policy_path(o.checkpoint, policy, several);
-  const int64_t end = o.stop_at > 0 ? std::min(o.stop_at, o.steps) : o.steps;
+  const std::string name(model::to_string(policy));
+  const bool checkpointing = !o.checkpoint.empty();
+  auto save = [&](int64_t done) {
+    model::CheckpointInfo info;
+    info.data_position = done;
+    info.world_size = world.size();
+    info.run_config = run_config_json(o, policy, app.common().seed);
+    info.history = curves(h);
+    agree_on(world.comm(), [&] {
+      if (checkpoint) model::save_checkpoint(*checkpoint, model, *optimizer, info);
+    });
+  };
+  StepWatch watch_steps;
+  int64_t end = o.stop_at > 0 ? std::min<int64_t>(o.stop_at, o.steps) : o.steps;
   for (int64_t step = start; step < end; ++step) {
     const model::SampledBatch batch = data.train(step, o.batch, seq);
     Stopwatch watch;
@@ -137,18 +154,28 @@ PolicyResult train_policy(App& app, const Options& o, const DataSet& data, comm:
     h.update_s.push_back(s.update_s);
 
     const int64_t done = step + 1;
+    const StepWatch::Outcome outcome = watch_steps.observe(world.comm(), done, s.loss);
+    if (outcome.diverged_now) {
+      r.diverged_at = done;
+      r.divergence = watch_steps.reason();
+      world.printf(
+          "# %s: DIVERGED: %s%s\n", name.c_str(), r.divergence.c_str(),
+          o.allow_divergence ? " (--allow-divergence: training on)" : "; this policy stops here");
+      if (!o.allow_divergence) end = done;
+    }
     const bool last = done == end;
     if (done % o.eval_every == 0 || last) evaluate(done);
-    if (!checkpoint.empty() &&
-        (last || (o.checkpoint_every > 0 && done % o.checkpoint_every == 0))) {
-      model::CheckpointInfo info;
-      info.data_position = done;
-      info.world_size = world.size();
-      info.run_config = run_config_json(o, policy, app.common().seed);
-      info.history = curves(h);
-      agree_on(world.comm(), [&] {
-        if (world.is_root()) model::save_checkpoint(checkpoint, model, *optimizer, info);
-      });
+    // A diverged state is not worth continuing from: the last periodic checkpoint stays.
+    const bool keep = r.diverged_at < 0 || o.allow_divergence;
+    if (checkpointing && keep &&
+        (last || outcome.stop || (o.checkpoint_every > 0 && done % o.checkpoint_every == 0)))
+      save(done);
+    if (outcome.stop && !last) {
+      const std::string signal = strsignal(termination_signal() ? termination_signal() : SIGTERM);
+      throw Interrupted(name + " stopped at step " + std::to_string(done) + " of " +
+                        std::to_string(o.steps) + " (" + signal + "): checkpoint saved to " +
+                        policy_path(o.checkpoint, policy, several) +
+                        "; run the same command again to continue");
     }
   }
   if (start >= o.steps)

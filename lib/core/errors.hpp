@@ -14,7 +14,15 @@
 
 namespace paralab {
 
-enum class ExitCode : int { ok = 0, usage = 1, check_failed = 2, runtime = 3 };
+// The codes every app exits with (docs/results.md lists them for users).
+enum class ExitCode : int {
+  ok = 0,
+  usage = 1,         // bad options or input files; nothing written
+  check_failed = 2,  // --check found wrong results; the result file is written
+  runtime = 3,       // the system failed (I/O, a full disk, CUDA, MPI)
+  diverged = 4,      // training diverged (non-finite or exploding loss); the file is marked
+  interrupted = 5,   // stopped by SIGTERM/SIGINT after saving a checkpoint; rerun to resume
+};
 
 enum class Scope { all_ranks, this_rank };
 
@@ -49,6 +57,20 @@ class RuntimeError : public Error {
  public:
   explicit RuntimeError(const std::string& message, Scope scope = Scope::this_rank)
       : Error(ExitCode::runtime, scope, message) {}
+};
+
+// Training diverged: written to the result file, then raised on every rank after agreement.
+class Diverged : public Error {
+ public:
+  explicit Diverged(const std::string& message)
+      : Error(ExitCode::diverged, Scope::all_ranks, message) {}
+};
+
+// A termination signal stopped the run at a safe point (after a checkpoint); every rank.
+class Interrupted : public Error {
+ public:
+  explicit Interrupted(const std::string& message)
+      : Error(ExitCode::interrupted, Scope::all_ranks, message) {}
 };
 
 // Thrown to end a run early with success on every rank (e.g. after --help).

@@ -7,6 +7,7 @@
 
 #include "core/build_info.hpp"
 #include "core/errors.hpp"
+#include "core/signals.hpp"
 #include "kernels/cpu/isa.hpp"
 
 namespace paralab {
@@ -174,6 +175,9 @@ std::string App::config_json() const {
 
 int run_app(int argc, char** argv, const AppInfo& info, const std::function<void(App&)>& body) {
   World world(argc, argv);
+  // SIGTERM/SIGINT/SIGHUP remove a claimed result file's lock and temporary; a training loop
+  // with a checkpoint turns them into a stop at the next step (core/signals.hpp).
+  install_termination_handlers();
   try {
     App app(world, info, argc, argv);
     body(app);
@@ -181,7 +185,8 @@ int run_app(int argc, char** argv, const AppInfo& info, const std::function<void
   } catch (const Error& e) {
     if (e.scope() == Scope::this_rank) abort_run(e.what(), e.code());
     if (e.code() != ExitCode::ok && world.is_root()) {
-      std::fprintf(stderr, "%s: error: %s\n", info.name.c_str(), e.what());
+      std::fprintf(stderr, "%s: %s: %s\n", info.name.c_str(),
+                   e.code() == ExitCode::interrupted ? "stopped" : "error", e.what());
       std::fflush(stderr);
     }
     return static_cast<int>(e.code());
