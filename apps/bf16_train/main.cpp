@@ -115,6 +115,7 @@ void run(App& app) {
   // Everything that can be wrong with the input, before the result file.
   const std::vector<model::Precision> policies = policies_of(o);
   model::parse_grad_dtype(o.grad_dtype);
+  if (o.data == "text") agree_on_inputs(world, {{"--corpus", o.corpus, true}});
   const DataSet data(o, seeds_of(o, app.common().seed).data);
   const model::ModelConfig config = model_config_of(o, data.vocab());
   schedule_of(o);

@@ -11,6 +11,7 @@
 #include "comm/comm.hpp"
 #include "core/grid.hpp"
 #include "core/options.hpp"
+#include "core/resources.hpp"
 #include "core/stats.hpp"
 #include "core/timer.hpp"
 #include "harness/app.hpp"
@@ -282,6 +283,22 @@ int64_t run_operation(const Bench& bench, const Collective& op,
   return wrong_total;
 }
 
+// The buffers of the largest point of any operation: send and receive buffers and the host
+// copy that fills or checks them.
+uint64_t bytes_needed(const std::vector<const Collective*>& ops, const std::vector<uint64_t>& sizes,
+                      DType type, const comm::Communicator& c) {
+  if (sizes.empty()) return 0;
+  const size_t es = dtype_size(type);
+  uint64_t most = 0;
+  for (const Collective* op : ops) {
+    const Layout l = op->layout(sizes.back(), es, c.rank(), c.size());
+    const double bytes = double(es) * (double(l.send_count) + double(l.recv_count) +
+                                       double(std::max(l.send_count, l.recv_count)));
+    most = std::max(most, bytes >= 1.8e19 ? UINT64_MAX : static_cast<uint64_t>(bytes));
+  }
+  return most;
+}
+
 // On the CPU, busbw is compared with host memory copy bandwidth, measured
 // here with every rank copying at once (the shared-memory transport's
 // medium); across nodes the network is the tighter limit. On CUDA, NVLink's
@@ -317,6 +334,8 @@ void run(App& app) {
   }
 
   auto comm = make_comm(app, o);
+  check_memory(app.world(), bytes_needed(ops, sizes, type, *comm),
+               "comm_bench -e " + format_size(o.max_bytes), "lower -e/--max-bytes");
   app.open_results(comm->backend());
   World& world = app.world();
   world.printf("# comm_bench: %d ranks on %zu host(s), backend %s, device %s\n", world.size(),

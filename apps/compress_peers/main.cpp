@@ -85,7 +85,7 @@ void add_options(CLI::App& cli, Options& o) {
       ->group(model);
   cli.add_option("--threads", o.threads,
                  "Training threads (default: the cores); compression always runs on one")
-      ->check(CLI::NonNegativeNumber)
+      ->check(CLI::Range(0, 4096))
       ->group(model);
   const char* comp = "Compression";
   cli.add_option("--bounds", o.bounds, "Error bounds, a comma list (see --bound-mode)")

@@ -56,6 +56,14 @@ void run_measure(App& app, const Options& o, Setup& s) {
   if (world.is_root())
     for (const auto& r : runs) record(app, o, s, r, none);
   app.finish();
+  std::string diverged;
+  for (const auto& r : runs)
+    if (r.diverged_at >= 0)
+      diverged += (diverged.empty() ? "" : "; ") + r.codec + ": " + r.divergence;
+  if (!diverged.empty() && !o.allow_divergence)
+    throw Diverged("training diverged (" + diverged +
+                   "); the result file marks it (diverged_at_step); lower --lr, or give "
+                   "--allow-divergence to train on regardless");
 }
 
 void run(App& app) {

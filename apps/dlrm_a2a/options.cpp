@@ -1,7 +1,10 @@
 // Options of dlrm_a2a and their validation.
 #include "options.hpp"
+#include "core/resources.hpp"
+#include "harness/training.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "core/errors.hpp"
@@ -115,7 +118,8 @@ void add_options(CLI::App& cli, Options& o) {
                "Largest |error| per table (the sender decodes its own streams: slower)")
       ->group(comp);
   cli.add_option("--threads", o.threads, "Kernel threads per rank; default: cores / local ranks")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 4096));
+  add_divergence_option(cli, o.allow_divergence);
   auto* sim = "Simulate (--mode simulate)";
   cli.add_option("--profile", o.profile,
                  "Hardware profile: a built-in name (cluster-100g-tcp, cluster-400g-rdma, "
@@ -203,6 +207,23 @@ void validate_simulate(const Options& o) {
     throw UsageError("simulate: --codec needs a compressing codec besides none");
 }
 
+// What one rank holds while training, roughly: its embedding shards (rank_memory floats) with
+// their optimizer state and gradients; the global batch's sparse indices (every rank draws
+// them) and the pooled embeddings of its tables for the global batch, sent and received, in
+// raw and compressed form, forward and backward; its share of the batch through the MLPs.
+uint64_t bytes_needed(const Options& o, const Setup& s, const World& world) {
+  const auto& plan = s.plan;
+  const double tables = s.config.tables(), dim = s.config.embedding_dim, batch = o.batch;
+  const double local_batch = std::ceil(batch / world.size());
+  double widths = s.config.interaction_width() + s.config.dense_features;
+  for (int w : s.config.bottom_layers) widths += w;
+  for (int w : s.config.top_layers) widths += w;
+  const double shards = plan.rank_memory.empty() ? 0 : plan.rank_memory[world.rank()];
+  const double bytes = 4 * 2.2 * shards + 8 * batch * tables * o.pooling +
+                       4 * 8 * batch * tables * dim / world.size() + 4 * 8 * local_batch * widths;
+  return bytes >= 1.8e19 ? UINT64_MAX : static_cast<uint64_t>(bytes);
+}
+
 }  // namespace
 
 Setup parse_and_validate(App& app, Options& o) {
@@ -212,6 +233,7 @@ Setup parse_and_validate(App& app, Options& o) {
   const World& world = app.world();
   if (app.common().device != Device::cpu)
     throw UsageError("dlrm_a2a trains on the CPU for now (--device cpu)");
+  if (sim::is_profile_path(o.profile)) agree_on_inputs(world, {{"--profile", o.profile}});
 
   // Everything that can be wrong with the input, before the result file.
   if (o.batch < world.size())
@@ -233,6 +255,9 @@ Setup parse_and_validate(App& app, Options& o) {
   const bool has_none = std::find(o.codecs.begin(), o.codecs.end(), "none") != o.codecs.end();
   if (app.common().check && !has_none)
     throw UsageError("--check compares the lossless codecs with none: add none to --codec");
+  if (app.common().mode == Mode::measure)
+    check_memory(world, bytes_needed(o, s, world), "dlrm_a2a",
+                 "lower --batch, --rows, --max-rows, --pooling or --tables, or use more ranks");
   if (app.common().mode == Mode::simulate) {
     validate_simulate(o);
     // Rank 0 alone predicts after the result file is open: every plan it

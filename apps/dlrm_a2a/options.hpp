@@ -41,6 +41,7 @@ struct Options {
   double link_GBps = 10;
   bool measure_error = false;
   int threads = 0;
+  bool allow_divergence = false;
   // Simulate mode (--mode simulate).
   std::string profile = "cluster-100g-tcp";
   std::vector<int> sim_ranks;  // empty: the run's ranks

@@ -61,6 +61,9 @@ void record(App& app, const Options& o, const Setup& s, const CodecRun& r, const
   const dlrm::BoundPolicy& policy = s.policy;
   results::Group g = app.add_point();
   g.attr("codec", r.codec);
+  // -1: the losses stayed finite and below 100x the first (harness/training.hpp).
+  g.attr("diverged_at_step", r.diverged_at);
+  if (r.diverged_at >= 0) g.attr("divergence", r.divergence);
   g.attr("sharding", o.sharding);
   g.attr("ranks", app.world().size());
   g.attr("error_bound", o.error_bound);

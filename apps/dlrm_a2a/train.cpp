@@ -1,5 +1,6 @@
 // The measured training loop of dlrm_a2a, one codec at a time.
 #include "train.hpp"
+#include "harness/training.hpp"
 
 #include <algorithm>
 #include <numeric>
@@ -60,6 +61,7 @@ CodecRun train_codec(App& app, const Options& o, const Setup& setup, TrainingCon
   dlrm::Batch local;
   std::vector<double> dense_s, embedding_s, input_s, allreduce_s;
   int last_eval = 0;
+  StepWatch watch;
   for (int s = 0; s < o.steps; ++s) {
     data.make_batch(dlrm::Split::train, s, split.first[me], split.counts[me], local);
     const dlrm::StepStats st = model.train_step(local, split, opt);
@@ -108,6 +110,14 @@ CodecRun train_codec(App& app, const Options& o, const Setup& setup, TrainingCon
                        cell("%.2f", ratio(r.raw_forward, r.comp_forward)),
                        cell("%.2f", ratio(r.raw_backward, r.comp_backward))});
       last_eval = s + 1;
+    }
+    if (watch.observe(world.comm(), s + 1, st.loss).diverged_now) {
+      r.diverged_at = s + 1;
+      r.divergence = watch.reason();
+      world.printf(
+          "# %s: DIVERGED: %s%s\n", codec.c_str(), r.divergence.c_str(),
+          o.allow_divergence ? " (--allow-divergence: training on)" : "; this codec stops here");
+      if (!o.allow_divergence) break;
     }
   }
 

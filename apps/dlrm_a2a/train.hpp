@@ -26,6 +26,8 @@ struct CodecRun {
   std::vector<int64_t> eval_step;
   std::vector<double> eval_auc, eval_logloss;
   dlrm::ExchangeStats table_forward, table_backward;  // summed over steps and ranks
+  int64_t diverged_at = -1;  // first step with a non-finite or exploding loss; -1: none
+  std::string divergence;
   // Summaries (rank means, steps after the first).
   double mean_step_s = 0, mean_fwd_s = 0, mean_bwd_s = 0, mean_compress_s = 0;
   double ratio_fwd = 1, ratio_bwd = 1;

@@ -3,7 +3,9 @@
 // prefill; decode) across the ranks: measured for real on the CPU kernels
 // with a per-step breakdown and an exactness check, or simulated on lib/sim
 // at any scale, up to a whole Llama3-405B prefill. Yang et al., MLSys'25.
+#include "core/resources.hpp"
 #include "options.hpp"
+#include "sim/hardware.hpp"
 
 namespace paralab::ring_attention {
 namespace {
@@ -12,6 +14,13 @@ void run(App& app) {
   Options o;
   add_options(app.cli(), o);
   app.parse();
+  if (sim::is_profile_path(o.profile)) agree_on_inputs(app.world(), {{"--profile", o.profile}});
+  if (!decoding(o))
+    for (uint64_t T : o.tokens)
+      if (static_cast<uint64_t>(o.documents) > T + o.cached)
+        throw UsageError("--documents " + std::to_string(o.documents) + " is more than the " +
+                         std::to_string(T + o.cached) +
+                         " tokens of the sequence: every document needs a token");
   if (app.common().mode == Mode::simulate)
     run_simulate(app, o);
   else

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/resources.hpp"
 #include "core/timer.hpp"
 #include "kernels/attention.hpp"
 #include "kernels/bf16.hpp"
@@ -334,6 +335,23 @@ PointResult run_decode_point(App& app, comm::Communicator& c, AlgoRequest reques
   return pt;
 }
 
+// What one rank holds at the largest point: its shard of Q, K, V and two more K/V shards in
+// flight (the ring's buffers; all-gather's full K/V is bounded by the reference's), its output
+// and scratch in FP32; rank 0 also the whole problem for the exactness check (Q, K, V, the
+// gathered output and the reference's).
+uint64_t bytes_needed(const std::vector<ring::RingProblem>& problems, const Options& o,
+                      const World& world) {
+  const double elem = o.dtype == "bf16" ? 2 : 4, n = world.size();
+  double most = 0;
+  for (const auto& p : problems) {
+    const double q = double(p.T) * p.H * p.D, kv = double(p.P + p.T) * p.H_kv * p.D;
+    double bytes = elem * (q + 3 * 2 * kv) / n + 4 * 2 * q / n;
+    if (world.is_root()) bytes += elem * (q + 2 * kv) + 4 * 2 * (q + double(p.T) * p.H);
+    most = std::max(most, bytes);
+  }
+  return most >= 1.8e19 ? UINT64_MAX : static_cast<uint64_t>(most);
+}
+
 }  // namespace
 
 void run_measure(App& app, const Options& o) {
@@ -353,6 +371,8 @@ void run_measure(App& app, const Options& o) {
       ring::validate(problems.back(), world.size());
     }
   }
+  check_memory(world, bytes_needed(problems, o, world), "ring attention",
+               "lower --tokens, --cached, --heads or --head-dim, or use more nodes");
   app.open_results(c->backend());
   if (decoding(o))
     world.printf("# decode: batch %d, context %lld, %d steps; each row is one step\n", o.batch,

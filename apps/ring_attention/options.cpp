@@ -37,7 +37,8 @@ void add_options(CLI::App& cli, Options& o) {
       ->check(CLI::IsMember({"f32", "bf16"}))
       ->capture_default_str();
   cli.add_option("--threads", o.threads,
-                 "Kernel threads per rank; default: this host's cores / its ranks");
+                 "Kernel threads per rank; default: this host's cores / its ranks")
+      ->check(CLI::Range(0, 4096));
   cli.add_option("--decode-steps", o.decode_steps,
                  "Decode instead of prefill: this many steps, each one new token per request "
                  "(batched pass-Q; -T is ignored)")

@@ -2,6 +2,8 @@
 // document context sharding (WLB-LLM, Wang et al., OSDI'25). See wlb_4d.hpp
 // and docs/wlb_4d.md.
 #include "core/errors.hpp"
+#include "core/resources.hpp"
+#include "sim/hardware.hpp"
 #include "wlb_4d.hpp"
 
 namespace paralab::wlb_4d {
@@ -13,6 +15,12 @@ void run(App& app) {
   app.parse();
   if (app.common().device != Device::cpu)
     throw UsageError("wlb_4d trains on the CPU kernels for now (--device cpu)");
+  // Files every rank reads must be the same everywhere (node-local copies may differ or be
+  // missing on some nodes): agreed on before anything reads them.
+  std::vector<InputPath> inputs;
+  if (o.lengths.starts_with("file:")) inputs.push_back({"--lengths file:", o.lengths.substr(5)});
+  if (sim::is_profile_path(o.profile)) inputs.push_back({"--profile", o.profile});
+  agree_on_inputs(app.world(), inputs);
   validate(o, app.common().mode);
   if (app.common().mode == Mode::simulate)
     run_simulate(app, o);

@@ -11,6 +11,7 @@
 #include "core/errors.hpp"
 #include "core/timer.hpp"
 #include "harness/table.hpp"
+#include "harness/training.hpp"
 #include "kernels/attention.hpp"
 #include "kernels/threads.hpp"
 #include "model/data.hpp"
@@ -166,6 +167,8 @@ struct PackingRun {
   std::vector<int64_t> tokens, micro_batch_tokens_max;
   std::vector<double> flops;  // model FLOPs of the step (Model::train_flops of its micro-batches)
   packing::DelayStats delay;
+  int64_t diverged_at = -1;  // first step with a non-finite or exploding loss; -1: none
+  std::string divergence;
   double tokens_per_s() const {
     const double t = std::accumulate(step_s.begin(), step_s.end(), 0.0);
     return t > 0
@@ -311,6 +314,7 @@ PackingRun train_packing(App& app, const Options& o, PackingKind kind,
   run.kind = kind;
   run.sharding = sharding_for(o, kind);
   std::vector<packing::Step> done;
+  StepWatch watch;
   for (int s = 0; s < steps_of(o, Mode::measure); ++s) {
     packing::Step step = steps.next();
     std::vector<parallel::TrainMicroBatch> batch;
@@ -347,6 +351,14 @@ PackingRun train_packing(App& app, const Options& o, PackingKind kind,
                      cell("%.3f", run.latency_imbalance.back()),
                      cell("%.2f", 1e3 * run.pack_s.back())});
     done.push_back(std::move(step));
+    if (watch.observe(world.comm(), s, r.loss).diverged_now) {
+      run.diverged_at = s;
+      run.divergence = watch.reason();
+      world.printf(
+          "# %s: DIVERGED: %s%s\n", to_string(kind).c_str(), run.divergence.c_str(),
+          o.allow_divergence ? " (--allow-divergence: training on)" : "; this packing stops here");
+      if (!o.allow_divergence) break;
+    }
   }
   run.delay = packing::delay_stats(done);
   return run;
@@ -420,6 +432,9 @@ void record(App& app, const Options& o, const PackingRun& r, const PackingRun* p
   g.attr("tp", o.tp), g.attr("cp", o.cp), g.attr("pp", o.pp), g.attr("dp", o.dp);
   g.attr("context", o.context);
   g.attr("micro_batches_per_replica", micro_batches_per_replica(o));
+  // -1: the losses stayed finite and below 100x the first (harness/training.hpp).
+  g.attr("diverged_at_step", r.diverged_at);
+  if (r.diverged_at >= 0) g.attr("divergence", r.divergence);
   g.attr("lengths", StepSource::spec_of(o));
   g.attr("workload_attention_coef", w.attention_coef);
   g.attr("workload_linear_coef", w.linear_coef);
@@ -514,6 +529,14 @@ void run_measure(App& app, const Options& o) {
     record_calibration(app, workload, efficiency);
   }
   app.finish();
+  std::string diverged;
+  for (const auto& r : runs)
+    if (r.diverged_at >= 0)
+      diverged += (diverged.empty() ? "" : "; ") + to_string(r.kind) + ": " + r.divergence;
+  if (!diverged.empty() && !o.allow_divergence)
+    throw Diverged("training diverged (" + diverged +
+                   "); the result file marks it (diverged_at_step); lower --lr, or give "
+                   "--allow-divergence to train on regardless");
 }
 
 }  // namespace paralab::wlb_4d

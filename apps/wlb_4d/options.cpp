@@ -1,5 +1,6 @@
 // wlb_4d's command line and its cross-option checks.
 #include "core/errors.hpp"
+#include "harness/training.hpp"
 #include "model/precision.hpp"
 #include "wlb_4d.hpp"
 
@@ -123,8 +124,9 @@ void add_training_options(CLI::App& cli, Options& o) {
       ->capture_default_str()
       ->group(train);
   cli.add_option("--threads", o.threads, "Kernel threads per rank; default: cores / local ranks")
-      ->check(CLI::NonNegativeNumber)
+      ->check(CLI::Range(0, 4096))
       ->group(train);
+  add_divergence_option(cli, o.allow_divergence);
 }
 
 void add_simulate_options(CLI::App& cli, Options& o) {
@@ -162,6 +164,10 @@ void validate(const Options& o, Mode mode) {
   packing::make_length_source(o.lengths.empty() ? packing::paper_like_spec(o.context) : o.lengths,
                               o.context, max_document_of(o), 1);
   if (mode == Mode::simulate) return;
+  if (o.context < 32)
+    throw UsageError("--context " + std::to_string(o.context) +
+                     " is below 32: measure mode fits its workload model to attention timed at "
+                     "32 tokens and longer");
   for (packing::PackingKind kind : packings_of(o)) {
     const auto limit =
         kind == packing::PackingKind::wlb

@@ -48,6 +48,7 @@ struct Options {
   std::string profile = "h100-gtt";
   std::vector<std::string> configs;  // paper configurations; empty = all
   bool imbalance_table = true;
+  bool allow_divergence = false;
 };
 
 void add_options(CLI::App& cli, Options& o);

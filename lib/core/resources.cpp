@@ -109,7 +109,7 @@ void add_file(Fingerprint& f, const fs::path& file) {
   if (in.bad()) throw std::runtime_error("cannot be read (I/O error)");
 }
 
-Fingerprint fingerprint(const std::string& path) {
+Fingerprint fingerprint(const std::string& path, bool folder_allowed) {
   std::error_code error;
   const fs::file_status status = fs::status(path, error);
   if (error || !fs::exists(status)) throw std::runtime_error("does not exist");
@@ -117,6 +117,7 @@ Fingerprint fingerprint(const std::string& path) {
   if (fs::is_regular_file(status)) {
     add_file(f, path);
   } else if (fs::is_directory(status)) {
+    if (!folder_allowed) throw std::runtime_error("is a folder, not a file");
     std::vector<fs::path> files;
     for (const auto& entry : fs::directory_iterator(path, error))
       if (entry.is_regular_file()) files.push_back(entry.path());
@@ -136,16 +137,19 @@ Fingerprint fingerprint(const std::string& path) {
 
 }  // namespace
 
-MemoryLimit available_memory() {
+MemoryLimit node_memory() {
   MemoryLimit m{proc_kib("/proc/meminfo", "MemAvailable"), "MemAvailable in /proc/meminfo"};
   auto lower = [&](uint64_t bytes, const char* source) {
     if (bytes < m.bytes) m = {bytes, source};
   };
   lower(cgroup_room(), "the cgroup memory limit (Slurm --mem)");
-  lower(address_space_room(), "the address-space limit (ulimit -v)");
   if (const char* text = std::getenv("PARALAB_MEMORY_LIMIT"); text && *text)
     lower(parse_size(text, "PARALAB_MEMORY_LIMIT"), "PARALAB_MEMORY_LIMIT");
   return m;
+}
+
+MemoryLimit process_memory() {
+  return {address_space_room(), "the address-space limit (ulimit -v)"};
 }
 
 void check_memory(const World& world, uint64_t bytes_per_rank, const std::string& what,
@@ -158,14 +162,19 @@ void check_memory(const World& world, uint64_t bytes_per_rank, const std::string
   MPI_Comm_size(node, &ranks_on_node);
   MPI_Comm_free(&node);
   agree_on(world.comm(), [&] {
-    const MemoryLimit limit = available_memory();
+    const std::string need = what + " needs about " + format_bytes(bytes_per_rank) + " per rank";
+    const MemoryLimit process = process_memory();
+    if (bytes_per_rank > process.bytes)
+      throw UsageError(need + ", but a rank may use only " + format_bytes(process.bytes) + " (" +
+                       process.source + "); " + advice);
+    const MemoryLimit limit = node_memory();
     if (on_node <= limit.bytes) return;
-    std::string need = "about " + format_bytes(bytes_per_rank) + " per rank";
-    if (ranks_on_node > 1)
-      need += ", " + format_bytes(on_node) + " for the " + std::to_string(ranks_on_node) +
-              " ranks on host " + host_name();
-    throw UsageError(what + " needs " + need + ", but only " + format_bytes(limit.bytes) +
-                     " is available (" + limit.source + "); " + advice);
+    const std::string all = ranks_on_node > 1 ? ", " + format_bytes(on_node) + " for the " +
+                                                    std::to_string(ranks_on_node) +
+                                                    " ranks on host " + host_name()
+                                              : " on host " + host_name();
+    throw UsageError(need + all + ", but only " + format_bytes(limit.bytes) + " is available (" +
+                     limit.source + "); " + advice);
   });
 }
 
@@ -174,7 +183,7 @@ void agree_on_inputs(const World& world, const std::vector<InputPath>& inputs) {
   agree_on(world.comm(), [&] {
     for (size_t i = 0; i < inputs.size(); ++i) {
       try {
-        mine[i] = fingerprint(inputs[i].path);
+        mine[i] = fingerprint(inputs[i].path, inputs[i].folder_allowed);
       } catch (const std::exception& e) {
         throw UsageError(inputs[i].option + " '" + inputs[i].path + "' " + e.what() + " on host " +
                          host_name());

@@ -15,20 +15,22 @@
 
 namespace paralab {
 
-// Memory this process may still use, in bytes: the least of the node's MemAvailable
-// (/proc/meminfo), the room left under the process's cgroup limit (v2 memory.max, or v1
-// memory.limit_in_bytes; Slurm's --mem sets it) and RLIMIT_AS / RLIMIT_DATA. `source` names
-// the binding limit. PARALAB_MEMORY_LIMIT (a size, "512M") lowers it further, for tests and
-// for users who share nodes.
+// Memory the ranks of this node may still use together, in bytes: the least of the node's
+// MemAvailable (/proc/meminfo) and the room left under the process's cgroup limits (v2
+// memory.max up the hierarchy, or v1 memory.limit_in_bytes; Slurm's --mem sets one).
+// PARALAB_MEMORY_LIMIT (a size, "512M") lowers it further, for tests and for shared nodes.
+// `source` names the binding limit.
 struct MemoryLimit {
   uint64_t bytes = 0;
   std::string source;
 };
-MemoryLimit available_memory();
+MemoryLimit node_memory();
+// What this one process may still map: RLIMIT_AS (ulimit -v) less its current size.
+MemoryLimit process_memory();
 
 // Collective: the run needs `bytes_per_rank` on every rank (an estimate of what it allocates
-// at its largest). If the ranks on some node together need more than that node has
-// (available_memory(), shared among the node's ranks), every rank throws UsageError:
+// at its largest). If one rank needs more than process_memory(), or the ranks on some node
+// together more than node_memory(), every rank throws UsageError:
 // "<what> needs about X per rank, Y for the N ranks on host H, but only Z is available
 // (<source>); <advice>". Advice names the options that set the size.
 void check_memory(const World& world, uint64_t bytes_per_rank, const std::string& what,
@@ -39,6 +41,7 @@ void check_memory(const World& world, uint64_t bytes_per_rank, const std::string
 struct InputPath {
   std::string option;
   std::string path;
+  bool folder_allowed = false;  // a folder of files (a text corpus); else a file only
 };
 
 // Collective: each rank fingerprints every input (size and CRC32C of its bytes). If any rank

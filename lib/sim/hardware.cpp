@@ -1,8 +1,10 @@
 // hardware.cpp: built-in hardware profiles and their JSON form.
 #include "sim/hardware.hpp"
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -57,7 +59,12 @@ const json& require(const json& object, const std::string& key, const std::strin
 double number(const json& object, const std::string& key, const std::string& where) {
   const json& value = require(object, key, where);
   if (!value.is_number()) bad_field(where + key, "must be a number");
-  return value.get<double>();
+  // No hardware rate, latency or size comes near 1e30 in any unit used here; beyond it (or a
+  // literal that overflowed to infinity) the simulator's arithmetic would be meaningless.
+  const double x = value.get<double>();
+  if (!std::isfinite(x) || std::fabs(x) > 1e30)
+    bad_field(where + key, "must be a finite number no larger than 1e30");
+  return x;
 }
 
 std::string text(const json& object, const std::string& key, const std::string& where) {
@@ -103,7 +110,7 @@ LinkModel link_from_json(const json& object, const std::string& field) {
 
 double positive(const json& object, const std::string& key) {
   const double value = number(object, key, "");
-  if (!(value > 0)) bad_field(key, "must be > 0");
+  if (!(value >= 1e-30)) bad_field(key, "must be > 0 (and at least 1e-30)");
   return value;
 }
 
@@ -216,8 +223,8 @@ HardwareProfile profile_from_json(const nlohmann::json& object) {
   profile.kernel_overhead_s = number(object, "kernel_overhead_s", "");
   if (!(profile.kernel_overhead_s >= 0)) bad_field("kernel_overhead_s", "must be >= 0");
   const json& gpus = require(object, "gpus_per_node", "");
-  if (!gpus.is_number_integer() || gpus.get<long long>() < 1)
-    bad_field("gpus_per_node", "must be an integer >= 1");
+  if (!gpus.is_number_integer() || gpus.get<long long>() < 1 || gpus.get<long long>() > (1 << 20))
+    bad_field("gpus_per_node", "must be an integer from 1 to 1048576");
   profile.gpus_per_node = gpus.get<int>();
   profile.intra_node = link_from_json(require(object, "intra_node", ""), "intra_node");
   profile.inter_node = link_from_json(require(object, "inter_node", ""), "inter_node");
@@ -225,6 +232,9 @@ HardwareProfile profile_from_json(const nlohmann::json& object) {
 }
 
 HardwareProfile load_profile(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error))
+    throw UsageError("hardware profile '" + path + "' is a folder, not a JSON file");
   std::ifstream in(path);
   if (!in) throw UsageError("cannot read hardware profile file '" + path + "'");
   try {
@@ -243,10 +253,12 @@ void save_profile(const HardwareProfile& profile, const std::string& path) {
   if (!out) throw UsageError("error writing hardware profile file '" + path + "'");
 }
 
+bool is_profile_path(const std::string& name_or_path) {
+  return name_or_path.ends_with(".json") || name_or_path.find('/') != std::string::npos;
+}
+
 HardwareProfile resolve_profile(const std::string& name_or_path) {
-  const bool looks_like_path =
-      name_or_path.ends_with(".json") || name_or_path.find('/') != std::string::npos;
-  return looks_like_path ? load_profile(name_or_path) : find_profile(name_or_path);
+  return is_profile_path(name_or_path) ? load_profile(name_or_path) : find_profile(name_or_path);
 }
 
 }  // namespace paralab::sim

@@ -70,5 +70,7 @@ void save_profile(const HardwareProfile& profile, const std::string& path);
 // What a --profile option takes: a built-in name, or else a JSON file path
 // (anything ending in .json or containing a '/').
 HardwareProfile resolve_profile(const std::string& name_or_path);
+// Whether resolve_profile reads `name_or_path` as a file (it ends in .json or names a folder).
+bool is_profile_path(const std::string& name_or_path);
 
 }  // namespace paralab::sim
