@@ -76,3 +76,9 @@ foreach(case divergence sigterm signal_clean same_out dev_null full_disk)
   set_tests_properties(reliability_${case} PROPERTIES LABELS cli ENVIRONMENT "${PARALAB_TEST_ENV}"
                        TIMEOUT 600 SKIP_RETURN_CODE 77)
 endforeach()
+
+# "-n abc" used to print DBL_MAX in 300 digits; "--op ," took the next option as its value.
+paralab_add_cli_test(iters_not_a_number 1 "^comm_bench: error: --iters: Value abc not in range 1 to 1000000000$"
+                     ${CB} -n abc -o ${CLI_OUT}/iters_not_a_number.h5)
+paralab_add_cli_test(empty_list 1 "--op ',': an empty list"
+                     ${CB} --op , -b 1k -e 1k -o ${CLI_OUT}/empty_list.h5)

@@ -67,9 +67,6 @@ std::vector<std::string> resume_paths(App& app, const Options& o,
     inputs.push_back({option, paths[i]});
   }
   if (o.resume.empty() && inputs.empty()) return paths;
-  // --resume: a missing file is named by read_checkpoint_info below, with its own message.
-  if (!o.resume.empty()) inputs.clear();
-  agree_on_inputs(world, inputs);
   std::string threads_note;
   agree_on(world.comm(), [&] {
     for (size_t i = 0; i < policies.size(); ++i) {
@@ -86,6 +83,9 @@ std::vector<std::string> resume_paths(App& app, const Options& o,
                        "): remove it or name another file to start afresh");
     }
   });
+  // Read the same bytes everywhere (a node-local copy may differ): after the check above, which
+  // names a missing or foreign checkpoint with its own message.
+  agree_on_inputs(world, inputs);
   if (!threads_note.empty())
     world.printf(
         "# warning: the checkpoint was %s: the continuation is correct but not "

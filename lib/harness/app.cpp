@@ -61,12 +61,13 @@ App::App(World& world, AppInfo info, int argc, char** argv)
   cli_.get_formatter()->column_width(34);
   auto* common = "Common options";
   if (info_.has_sweep_repeats) {
+    // Ranges, not CLI::PositiveNumber, whose message for "-n abc" prints DBL_MAX in full.
     cli_.add_option("-n,--iters", common_.iters, "Timed iterations per sweep point")
-        ->check(CLI::PositiveNumber)
+        ->check(CLI::Range(1, 1000000000))
         ->capture_default_str()
         ->group(common);
     cli_.add_option("-w,--warmup", common_.warmup, "Untimed warm-up iterations per sweep point")
-        ->check(CLI::NonNegativeNumber)
+        ->check(CLI::Range(0, 1000000000))
         ->capture_default_str()
         ->group(common);
   }
@@ -93,6 +94,16 @@ App::App(World& world, AppInfo info, int argc, char** argv)
 }
 
 void App::parse() {
+  // A list of nothing ("--op ,") would make CLI11 take the next option as the list's value
+  // ("--op , -b 1k": "-b not in ..."): refused as what it is.
+  for (size_t i = 0; i + 1 < args_.size(); ++i) {
+    const std::string& value = args_[i + 1];
+    if (args_[i].starts_with("-") && !value.empty() &&
+        value.find_first_not_of(", ") == std::string::npos)
+      throw UsageError(
+          args_[i] + " '" + value +
+          "': an empty list; give at least one value\nRun with --help for the options.");
+  }
   try {
     std::vector<std::string> reversed(args_.rbegin(), args_.rend());  // CLI11 pops from the back
     cli_.parse(reversed);
