@@ -89,7 +89,7 @@ sigterm)
   echo "ok: stopped, saved, continued by the same command, curves equal an uninterrupted run's"
   ;;
 signal_clean)
-  "${mpirun[@]}" -n 2 "$bin/comm_bench" -b 1k -e 64M -n 200 -o "$out/r.h5" >"$out/log.txt" 2>&1 &
+  "${mpirun[@]}" -n 2 "$bin/comm_bench" -b 1k -e 64M -n 2000 -o "$out/r.h5" >"$out/log.txt" 2>&1 &
   pid=$!
   for _ in $(seq 200); do
     [[ -e "$out/r.h5.lock" ]] && break
@@ -102,7 +102,7 @@ signal_clean)
   echo "ok: SIGTERM left no result, lock or temporary"
   ;;
 same_out)
-  "${mpirun[@]}" -n 1 "$bin/comm_bench" -b 1k -e 64M -n 100 -o "$out/r.h5" >"$out/first.txt" 2>&1 &
+  "${mpirun[@]}" -n 1 "$bin/comm_bench" -b 1k -e 64M -n 2000 -o "$out/r.h5" >"$out/first.txt" 2>&1 &
   pid=$!
   for _ in $(seq 200); do
     [[ -e "$out/r.h5.lock" ]] && break
