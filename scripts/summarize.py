@@ -65,9 +65,15 @@ def ring_key(p):
     return tuple(p.attrs.get(k) for k in RING_KEY) + (p.file["simulated"],)
 
 
+def model_time_s(a):
+    """A simulated model's time: a prefill's TTFT or a decode step's TTIT (None without one)."""
+    return a.get("ttft_s", a.get("ttit_s"))
+
+
 def ring_latency(p):
-    """The whole prefill's TTFT where the point simulated a model, else the attention's."""
-    return p.attrs["ttft_s"] * 1e3 if "ttft_s" in p.attrs else p.attrs["time_ms_median"]
+    """The whole model's TTFT / TTIT where the point simulated a model, else the attention's."""
+    t = model_time_s(p.attrs)
+    return t * 1e3 if t is not None else p.attrs["time_ms_median"]
 
 
 def ring_attention_rows(points, everything):
@@ -79,12 +85,13 @@ def ring_attention_rows(points, everything):
     for p in points:
         a = p.attrs
         base = one_rank.get(ring_key(p))
-        eff = f"{100 * base / (a['ranks'] * ring_latency(p)):.1f}" if base else "-"
+        decode = a.get("phase") == "decode"
+        eff = f"{100 * base / (a['ranks'] * ring_latency(p)):.1f}" if base and not decode else "-"
         name = a["algo"] + ("*" if a.get("algo_requested") == "auto" else "")
         rows.append([name, a["T"], a["P"], a["ranks"], f"{a['time_ms_median']:.2f}",
-                     f"{a['ttft_s']:.2f}" if "ttft_s" in a else "-",
+                     f"{model_time_s(a):.3f}" if model_time_s(a) is not None else "-",
                      f"{a.get('comm_wait_ms', 0):.2f}", f"{a['tflops_per_rank']:.3f}", eff])
-    print_table(["algo", "T", "P", "ranks", "attention (ms)", "TTFT (s)", "wait (ms)",
+    print_table(["algo", "T", "P", "ranks", "attention (ms)", "TTFT/TTIT (s)", "wait (ms)",
                  "TFLOP/s/rank", "efficiency (%)"], rows)
 
 

@@ -59,6 +59,11 @@ void add_options(CLI::App& cli, Options& o) {
                  "attention and linear layers of every layer, TP inside a node, CP across nodes)")
       ->check(CLI::IsMember({"none", "llama3-405b"}))
       ->capture_default_str();
+  cli.add_option("--partial-dtype", o.partial_dtype,
+                 "Simulate: type of pass-Q's partial outputs in its all-to-all, f32 (what measure "
+                 "mode sends) or bf16 (the paper's); the LSE stays FP32")
+      ->check(CLI::IsMember({"f32", "bf16"}))
+      ->capture_default_str();
   cli.add_option("--tp", o.tp,
                  "Simulate: tensor-parallel GPUs per CP rank (heads split over them; CP rank r "
                  "on GPU r*tp); default 8 with --model, else 1")
@@ -108,12 +113,14 @@ ring::RingProblem problem_for(const Options& o, int64_t T) {
   return p;
 }
 
-Table make_table(const World& world, bool simulate) {
+Table make_table(const World& world, bool simulate, bool decode) {
   std::vector<Column> columns = {
       {"algo", "", 10},     {"T", "", 8},        {"P", "", 8},         {"ranks", "", 5},
       {"time", "(ms)", 10}, {"min", "(ms)", 10}, {"attn", "(ms)", 9},  {"merge", "(ms)", 8},
       {"wait", "(ms)", 8},  {"a2a", "(ms)", 8},  {"setup", "(ms)", 8}, {"TFLOP/s", "/rank", 8}};
-  if (simulate) {
+  if (simulate && decode) {
+    columns.push_back({"TTIT", "(ms)", 8});
+  } else if (simulate) {
     columns.push_back({"TTFT", "(s)", 8});
     columns.push_back({"eff", "(%)", 6});
   } else {
@@ -136,8 +143,10 @@ void print_row(const Table& table, const PointResult& pt, bool simulate) {
       cell("%.2f", pt.all2all_s * 1e3),
       cell("%.2f", pt.setup_s * 1e3),
       cell("%.3f", pt.tflops_per_rank)};
-  if (simulate) {
-    cells.push_back(pt.whole_model ? cell("%.2f", pt.ttft_s) : "N/A");
+  if (simulate && pt.decode) {
+    cells.push_back(pt.whole_model ? cell("%.2f", pt.model_s * 1e3) : "N/A");
+  } else if (simulate) {
+    cells.push_back(pt.whole_model ? cell("%.2f", pt.model_s) : "N/A");
     cells.push_back(pt.whole_model ? cell("%.1f", pt.parallel_efficiency * 100) : "N/A");
   } else {
     cells.push_back(pt.error < 0 ? "N/A" : cell("%.1e", pt.error));
@@ -189,17 +198,27 @@ void record(App& app, const Options& o, const PointResult& pt) {
     metrics.push_back("error");
   }
   if (pt.whole_model) {
+    // A prefill's whole-model time is its time to first token; a decode
+    // step's is the time per output token (TTIT), where parallel efficiency
+    // and FLOPS utilisation say nothing useful and are left out.
+    const char* time_name = pt.decode ? "ttit_s" : "ttft_s";
     g.attr("model", o.model);
-    g.attr("ttft_s", pt.ttft_s);
+    g.attr(time_name, pt.model_s);
     g.attr("model_attention_s", pt.model_attention_s);
     g.attr("model_linear_s", pt.model_linear_s);
     g.attr("model_tp_comm_s", pt.model_tp_comm_s);
-    g.attr("flops_utilization", pt.flops_utilization);
-    g.attr("parallel_efficiency", pt.parallel_efficiency);
-    for (const char* m : {"ttft_s", "model_attention_s", "model_linear_s", "model_tp_comm_s",
-                          "flops_utilization", "parallel_efficiency"})
+    g.attr("model_other_s", pt.model_other_s);
+    for (const char* m :
+         {time_name, "model_attention_s", "model_linear_s", "model_tp_comm_s", "model_other_s"})
       metrics.push_back(m);
+    if (!pt.decode) {
+      g.attr("flops_utilization", pt.flops_utilization);
+      g.attr("parallel_efficiency", pt.parallel_efficiency);
+      metrics.push_back("flops_utilization");
+      metrics.push_back("parallel_efficiency");
+    }
   }
+  if (o.partial_dtype != "f32") g.attr("partial_dtype", o.partial_dtype);
   g.attr("parameters", std::vector<std::string>{"algo", "T", "P", "ranks", "dtype", "sharding"});
   g.attr("metrics", metrics);
   if (!pt.times.values.empty()) {
@@ -211,6 +230,8 @@ void record(App& app, const Options& o, const PointResult& pt) {
     g.dataset("step_attention_s", pt.step_attention_s, dims, "s", "rank,ring_step");
     g.dataset("step_merge_s", pt.step_merge_s, dims, "s", "rank,ring_step");
     g.dataset("step_comm_wait_s", pt.step_comm_wait_s, dims, "s", "rank,ring_step");
+    if (!pt.step_transfer_s.empty())
+      g.dataset("step_transfer_s", pt.step_transfer_s, dims, "s", "rank,ring_step");
   }
 }
 

@@ -31,7 +31,8 @@ struct Options {
   std::string profile = "h100-gtt";
   std::vector<int> sim_ranks;  // empty: the run's ranks
   std::string model = "none";
-  int tp = 0;  // 0: 8 with --model, else 1
+  int tp = 0;                         // 0: 8 with --model, else 1
+  std::string partial_dtype = "f32";  // pass-Q's returned partial outputs
 };
 
 void add_options(CLI::App& cli, Options& o);
@@ -51,6 +52,7 @@ struct PointResult {
   bool chosen = false;           // by --algo auto
   ring::AlgorithmChoice choice;  // valid when chosen
   ring::RingProblem problem;
+  bool decode = false;  // one decode step, not a prefill
   int ranks = 1;
   Summary latency_s;  // per request (prefill) or per decode step
   double attention_s = 0, merge_s = 0, comm_wait_s = 0, all2all_s = 0;  // mean per rank
@@ -61,13 +63,17 @@ struct PointResult {
   // Measure mode: per ring step, mean over calls, [rank][step] (rank 0 only).
   std::vector<double> step_attention_s, step_merge_s, step_comm_wait_s;
   size_t ring_steps = 0;
-  // Simulate mode with --model: the whole prefill.
+  // Simulate mode: per ring step, [rank][step], the transfer each rank sends.
+  std::vector<double> step_transfer_s;
+  // Simulate mode with --model: the whole prefill (TTFT) or decode step (TTIT).
   bool whole_model = false;
-  double ttft_s = 0, model_attention_s = 0, model_linear_s = 0, model_tp_comm_s = 0;
-  double flops_utilization = 0, parallel_efficiency = 0;
+  double model_s = 0, model_attention_s = 0, model_linear_s = 0, model_tp_comm_s = 0;
+  double model_other_s = 0;
+  double flops_utilization = 0, parallel_efficiency = 0;  // prefill only
 };
 
-Table make_table(const World& world, bool simulate);
+// simulate: the model columns; decode: TTIT instead of TTFT, no efficiency.
+Table make_table(const World& world, bool simulate, bool decode);
 void print_row(const Table& table, const PointResult& pt, bool simulate);
 void record(App& app, const Options& o, const PointResult& pt);
 

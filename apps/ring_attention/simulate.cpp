@@ -26,6 +26,7 @@ struct SimSetup {
   int tp = 1;
   sim::Precision precision = sim::Precision::fp32;
   int element_bytes = 4;
+  int partial_element_bytes = 4;
   bool decoding = false;
   ring::DecodeBatch decode;
 };
@@ -37,6 +38,7 @@ SimSetup setup_from(const Options& o) {
   s.tp = o.tp > 0 ? o.tp : (s.whole_model ? 8 : 1);
   s.precision = o.dtype == "bf16" ? sim::Precision::bf16 : sim::Precision::fp32;
   s.element_bytes = o.dtype == "bf16" ? 2 : 4;
+  s.partial_element_bytes = o.partial_dtype == "bf16" ? 2 : 4;
   if (s.whole_model) s.model = sim::find_transformer(o.model);
   s.decoding = decoding(o);
   s.decode = {o.batch, static_cast<int64_t>(o.cached), o.decode_steps};
@@ -68,15 +70,32 @@ void validate(const SimSetup& s, const ring::RingProblem& p, int N) {
 }
 
 ring::SimulationSetup ring_setup(const SimSetup& s) {
-  return {s.hardware, s.precision, s.element_bytes, s.tp};
+  return {s.hardware, s.precision, s.element_bytes, s.tp, s.partial_element_bytes};
 }
 
 ring::AlgorithmChoice choose(const SimSetup& s, const ring::RingProblem& p, int N) {
   const sim::ComputeModel model = sim::compute_model(s.hardware, s.precision);
   const sim::LinkModel& link = s.hardware.link_between(0, (N - 1) * s.tp);
-  return ring::choose_algorithm({N, double(p.T), double(p.P), p.H, p.H_kv, p.D,
-                                 double(s.element_bytes), model.attention_flops_per_s,
-                                 N > 1 ? link.bandwidth_bytes_per_s() : 1e30});
+  ring::ChoiceInputs in{N, double(p.T), double(p.P), p.H, p.H_kv, p.D};
+  in.element_bytes = s.element_bytes;
+  in.partial_element_bytes = s.partial_element_bytes;
+  in.flops_per_s = model.attention_flops_per_s;
+  in.bytes_per_s = N > 1 ? link.bandwidth_bytes_per_s() : 1e30;
+  return ring::choose_algorithm(in);
+}
+
+// The per-step breakdown of a prefill, [rank][step] as measure mode records it.
+void add_steps(const ring::SimulatedRing& sim, PointResult& pt) {
+  pt.ring_steps = sim.ranks.front().step_attention_s.size();
+  for (const ring::SimulatedRank& r : sim.ranks) {
+    auto append = [](std::vector<double>& to, const std::vector<double>& from) {
+      to.insert(to.end(), from.begin(), from.end());
+    };
+    append(pt.step_attention_s, r.step_attention_s);
+    append(pt.step_merge_s, r.step_merge_s);
+    append(pt.step_comm_wait_s, r.step_wait_s);
+    append(pt.step_transfer_s, r.step_transfer_s);
+  }
 }
 
 // One layer's attention, simulated; breakdown averaged over ranks.
@@ -92,6 +111,7 @@ PointResult simulate_attention(const SimSetup& s, ring::Algorithm algo, const ri
   PointResult pt;
   pt.algo = algo;
   pt.problem = p;
+  pt.decode = s.decoding;
   pt.ranks = N;
   const double share = 1.0 / (N * double(layouts.size()));  // mean over ranks and steps
   double latency = 0, flops = 0;
@@ -105,6 +125,7 @@ PointResult simulate_attention(const SimSetup& s, ring::Algorithm algo, const ri
       pt.comm_wait_s += r.comm_wait_s * share;
       pt.all2all_s += r.all2all_s * share;
     }
+    if (layouts.size() == 1) add_steps(sim, pt);
     for (int r = 0; r < N; ++r) flops += plan.flops(r) / double(layouts.size());
   }
   pt.latency_s = {1, latency, latency, latency, latency, latency};
@@ -112,18 +133,23 @@ PointResult simulate_attention(const SimSetup& s, ring::Algorithm algo, const ri
   return pt;
 }
 
-// The whole prefill: every layer is the simulated attention plus the linear
-// layers on this CP rank's new tokens (and their TP all-reduces).
+// The whole forward pass: every layer is the simulated attention plus the
+// linear layers on this CP rank's new tokens (and their TP all-reduces) and
+// its elementwise kernels, then the per-pass work (embedding, LM head,
+// sampling) for one output token per request: a prefill's request, or each
+// request of a decode step's batch.
 void add_whole_model(const SimSetup& s, PointResult& pt) {
   const double attention_flops = pt.tflops_per_rank * 1e12 * pt.latency_s.median * pt.ranks * s.tp;
+  const double outputs = s.decoding ? double(s.decode.batch) : 1;
   const sim::ForwardCost cost =
       sim::forward_cost(s.model, double(pt.problem.T), pt.ranks, s.tp, pt.latency_s.median,
-                        attention_flops, s.hardware, s.precision, s.element_bytes);
+                        attention_flops, s.hardware, s.precision, s.element_bytes, outputs);
   pt.whole_model = true;
   pt.model_attention_s = cost.attention_s;
   pt.model_linear_s = cost.linear_s;
   pt.model_tp_comm_s = cost.tp_comm_s;
-  pt.ttft_s = cost.total_s();
+  pt.model_other_s = cost.other_s;
+  pt.model_s = cost.total_s();
   pt.flops_utilization = cost.utilization(s.hardware, s.precision, pt.ranks * s.tp);
 }
 
@@ -140,11 +166,12 @@ PointResult simulate_point(const Options& o, const SimSetup& s, AlgoRequest requ
   PointResult pt = simulate_attention(s, algo, p, N);
   pt.chosen = request == AlgoRequest::automatic;
   pt.choice = choice;
+  if (s.whole_model) add_whole_model(s, pt);
+  if (s.decoding) return pt;  // a decode step has no useful one-rank efficiency
   PointResult one = N == 1 ? pt : simulate_attention(s, algo, p, 1);
   if (s.whole_model) {
-    add_whole_model(s, pt);
     if (N > 1) add_whole_model(s, one);
-    pt.parallel_efficiency = (N == 1 ? pt.ttft_s : one.ttft_s) / (N * pt.ttft_s);
+    pt.parallel_efficiency = one.model_s / (N * pt.model_s);
   } else {
     pt.parallel_efficiency = one.latency_s.median / (N * pt.latency_s.median);
   }
@@ -164,7 +191,7 @@ void run_simulate(App& app, const Options& o) {
   world.printf("# ring_attention: simulate on %s, %s%s, TP %d, %s\n", s.hardware.name.c_str(),
                s.whole_model ? "whole prefill of " : "attention of one layer",
                s.whole_model ? s.model.name.c_str() : "", s.tp, o.dtype.c_str());
-  const Table table = make_table(world, true);
+  const Table table = make_table(world, true, decoding(o));
   table.print_header();
   if (world.is_root()) {
     for (uint64_t T : tokens)

@@ -18,7 +18,8 @@ std::string format(const char* fmt, double a, double b) {
 
 AlgorithmChoice choose_algorithm(const ChoiceInputs& in) {
   if (in.ranks < 1 || !(in.T > 0) || in.P < 0 || in.H < 1 || in.H_kv < 1 || in.D < 1 ||
-      !(in.element_bytes > 0) || !(in.flops_per_s > 0) || !(in.bytes_per_s > 0))
+      !(in.element_bytes > 0) || !(in.partial_element_bytes > 0) || !(in.flops_per_s > 0) ||
+      !(in.bytes_per_s > 0))
     throw std::invalid_argument("choose_algorithm: sizes and rates must be positive");
   const double N = in.ranks, T = in.T, P = in.P, e = in.element_bytes;
   AlgorithmChoice c;
@@ -29,7 +30,8 @@ AlgorithmChoice choose_algorithm(const ChoiceInputs& in) {
   const double t_attention = 4.0 * (T / N) * ((T + P) / N) * in.D * in.H / in.flops_per_s;
   const double t_kv = 2.0 * ((T + P) / N) * in.H_kv * in.D * e / in.bytes_per_s;
   const double t_q = (T / N) * in.H * in.D * e / in.bytes_per_s;
-  const double t_all2all = (N - 1) / N * (T / N) * in.H * (in.D + 1) * 4.0 / in.bytes_per_s;
+  const double t_all2all =
+      (N - 1) / N * (T / N) * in.H * (in.D * in.partial_element_bytes + 4.0) / in.bytes_per_s;
   c.exposed_pass_kv_s = (N - 1) * std::max(0.0, t_kv - t_attention);
   c.exposed_pass_q_s = (N - 1) * std::max(0.0, t_q - t_attention) + t_all2all;
 

@@ -10,8 +10,9 @@
 //       step's attention, or
 //   (2) T / (T+P) >= 2 N_KV / N_H: the K/V message is no larger than Q's,
 // and pass-Q otherwise. Refinement for pass-Q's All2All (which returns the
-// partial outputs, T/N N_H (D+1) FP32 values per rank, (N-1)/N of them over
-// the link): when the rule says pass-Q, compare what each leaves exposed,
+// partial outputs, T/N N_H rows of D values in the partial type and an FP32
+// LSE per rank, (N-1)/N of them over the link: the bytes the simulator sends): when the rule says
+// pass-Q, compare what each leaves exposed,
 //   pass-KV: (N-1) max(0, t_kv - t_attn)
 //   pass-Q:  (N-1) max(0, t_q - t_attn) + t_all2all,
 // and keep pass-KV when it exposes no more. Our reading of the paper's
@@ -26,12 +27,13 @@
 namespace paralab::ring {
 
 struct ChoiceInputs {
-  int ranks = 1;               // N
-  double T = 0, P = 0;         // new and cached tokens
-  int H = 1, H_kv = 1, D = 1;  // N_H, N_KV, head dimension
-  double element_bytes = 2;    // e
-  double flops_per_s = 0;      // C: attention rate of one rank
-  double bytes_per_s = 0;      // BW: ring bandwidth of one rank, one direction
+  int ranks = 1;                     // N
+  double T = 0, P = 0;               // new and cached tokens
+  int H = 1, H_kv = 1, D = 1;        // N_H, N_KV, head dimension
+  double element_bytes = 2;          // e
+  double flops_per_s = 0;            // C: attention rate of one rank
+  double bytes_per_s = 0;            // BW: ring bandwidth of one rank, one direction
+  double partial_element_bytes = 4;  // pass-Q's returned O (its LSE is FP32)
 };
 
 struct AlgorithmChoice {

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <numeric>
 
-#include "sim/links.hpp"
+#include "sim/collectives.hpp"
 
 namespace paralab::ring {
 namespace {
@@ -21,13 +21,15 @@ double merge_bytes(double rows, double D) {
   return 3 * rows * (D + 1) * kFloatBytes;
 }
 
-// The slowest link a collective over the ring's GPUs crosses.
-const sim::LinkModel& group_link(const SimulationSetup& setup, int ranks) {
-  return setup.hardware.link_between(0, (ranks - 1) * setup.gpu_stride);
+// The ring's GPUs as a collective sees them: rank r on GPU r * stride.
+sim::GroupShape group_shape(const SimulationSetup& setup, int ranks) {
+  const int per_node = setup.hardware.gpus_per_node;
+  return {ranks, (ranks - 1) * setup.gpu_stride / per_node + 1};
 }
 
 struct StepTasks {
   TaskId attention, merge, end;  // end: the step's wait, zero length, after the compute
+  double transfer_s = 0;         // the step's outgoing transfer
 };
 
 class Player {
@@ -64,15 +66,35 @@ class Player {
   }
 
   // The step's kernel calls on the compute stream: attention, then merges.
-  StepTasks add_compute(int r, const PlannedStep& step, std::vector<TaskId> deps) {
+  // `transfer_s` is the transfer in flight beside them (contention).
+  StepTasks add_compute(int r, const PlannedStep& step, std::vector<TaskId> deps,
+                        double transfer_s = 0) {
     double attention = 0, merge = 0;
     for (const AttentionCall& call : step.calls) {
-      attention += model_.attention_s(call.flops, double(call.kv.length), attention_bytes(call));
+      const sim::AttentionShape shape{double(call.q.length), int(s_.H), int(s_.H_kv),
+                                      double(call.kv.length)};
+      attention += model_.attention_s(call.flops, shape, attention_bytes(call));
       merge += model_.memory_s(merge_bytes(double(call.q.length) * s_.H, double(s_.D)));
     }
+    // While the transfer runs, the kernels get 1 - slowdown of the GPU.
+    const double slowdown = setup_.hardware.comm_compute_slowdown;
+    attention += std::min(attention, transfer_s) * slowdown / (1 - slowdown);
     const TaskId a = timeline_.add(r, Resource::compute, attention, std::move(deps), "attention");
     const TaskId m = timeline_.add(r, Resource::compute, merge, {}, "merge");
     return {a, m, m};
+  }
+
+  double transfer_s(int from, int to, double bytes) const {
+    const int a = from * setup_.gpu_stride, b = to * setup_.gpu_stride;
+    const int nodes =
+        a / setup_.hardware.gpus_per_node == b / setup_.hardware.gpus_per_node ? 1 : 2;
+    return sim::collective_time(setup_.hardware, sim::Collective::send_recv, {2, nodes}, bytes)
+        .seconds;
+  }
+
+  double collective_s(sim::Collective kind, double bytes) const {
+    return sim::collective_time(setup_.hardware, kind, group_shape(setup_, s_.ranks), bytes)
+        .seconds;
   }
 
   // Ring step k on every rank: transfers first (each needs both ends to have
@@ -81,22 +103,22 @@ class Player {
   void play_ring() {
     const int n = s_.ranks;
     for (int k = 0; k < n; ++k) {
+      std::vector<double> durations(n, 0.0);
       for (int r = 0; r < n; ++r) {
         if (!s_.steps[r][k].forwards) continue;
         std::vector<TaskId> deps;
         if (k > 0) deps = {steps_[r][k - 1].end, steps_[next(r)][k - 1].end};
-        const auto& link =
-            setup_.hardware.link_between(r * setup_.gpu_stride, next(r) * setup_.gpu_stride);
-        sends_[r].push_back(timeline_.add(r, Resource::comm, sim::sendrecv_s(link, block_bytes()),
-                                          deps, "ring transfer"));
+        durations[r] = transfer_s(r, next(r), block_bytes());
+        sends_[r].push_back(timeline_.add(r, Resource::comm, durations[r], deps, "ring transfer"));
       }
       for (int r = 0; r < n; ++r) {
         std::vector<TaskId> deps;
         if (k > 0) deps = {sends_[prev(r)][k - 1]};  // the block in hand has arrived
-        steps_[r].push_back(add_compute(r, s_.steps[r][k], deps));
+        steps_[r].push_back(add_compute(r, s_.steps[r][k], deps, durations[r]));
       }
       for (int r = 0; r < n; ++r) {
         if (!s_.steps[r][k].forwards) continue;
+        steps_[r][k].transfer_s = durations[r];
         steps_[r][k].end =
             timeline_.add(r, Resource::compute, 0, {sends_[r][k], sends_[prev(r)][k]}, "wait");
       }
@@ -107,11 +129,12 @@ class Player {
     std::vector<int> all(s_.ranks);
     std::iota(all.begin(), all.end(), 0);
     const double bytes = block_bytes() * s_.ranks;
-    gather_ = timeline_.add_collective(
-        all, Resource::comm, sim::ring_allgather_s(group_link(setup_, s_.ranks), s_.ranks, bytes),
-        {}, "all-gather");
-    for (int r = 0; r < s_.ranks; ++r)
+    const double gather_s = collective_s(sim::Collective::all_gather, bytes);
+    gather_ = timeline_.add_collective(all, Resource::comm, gather_s, {}, "all-gather");
+    for (int r = 0; r < s_.ranks; ++r) {
       steps_[r].push_back(add_compute(r, s_.steps[r][0], {gather_[r]}));
+      steps_[r].back().transfer_s = gather_s;
+    }
   }
 
   void play_all2all_and_merge() {
@@ -119,10 +142,12 @@ class Player {
     std::iota(all.begin(), all.end(), 0);
     std::vector<TaskId> ready;
     for (int r = 0; r < s_.ranks; ++r) ready.push_back(steps_[r].back().end);
-    const double bytes = double(s_.all2all_slot_floats) * kFloatBytes * s_.ranks;
+    // A slot holds O (D values a row, in the partial type) and the LSE (FP32).
+    const double slot_rows = double(s_.all2all_slot_floats) / double(s_.D + 1);
+    const double slot_bytes = slot_rows * (s_.D * setup_.partial_element_bytes + kFloatBytes);
     all2all_ = timeline_.add_collective(
-        all, Resource::comm, sim::alltoall_s(group_link(setup_, s_.ranks), s_.ranks, bytes), ready,
-        "all-to-all");
+        all, Resource::comm, collective_s(sim::Collective::all_to_all, slot_bytes * s_.ranks),
+        ready, "all-to-all");
     for (int r = 0; r < s_.ranks; ++r) {
       const double rows = double(s_.final_merge_rows[r]);
       final_merge_.push_back(timeline_.add(
@@ -137,12 +162,21 @@ class Player {
     for (int r = 0; r < s_.ranks; ++r) {
       SimulatedRank rank;
       for (const StepTasks& step : steps_[r]) {
-        rank.attention_s += timeline_.task(step.attention).duration_s;
-        rank.merge_s += timeline_.task(step.merge).duration_s;
-        if (step.end != step.merge)
-          rank.comm_wait_s += timeline_.task(step.end).start_s - timeline_.task(step.merge).end_s;
+        const double wait = step.end == step.merge ? 0
+                                                   : timeline_.task(step.end).start_s -
+                                                         timeline_.task(step.merge).end_s;
+        rank.step_attention_s.push_back(timeline_.task(step.attention).duration_s);
+        rank.step_merge_s.push_back(timeline_.task(step.merge).duration_s);
+        rank.step_transfer_s.push_back(step.transfer_s);
+        rank.step_wait_s.push_back(wait);
+        rank.attention_s += rank.step_attention_s.back();
+        rank.merge_s += rank.step_merge_s.back();
+        rank.comm_wait_s += wait;
       }
-      if (!gather_.empty()) rank.comm_wait_s += timeline_.task(gather_[r]).end_s;
+      if (!gather_.empty()) {
+        rank.comm_wait_s += timeline_.task(gather_[r]).end_s;
+        rank.step_wait_s.back() += timeline_.task(gather_[r]).end_s;
+      }
       if (!all2all_.empty()) {
         rank.all2all_s =
             timeline_.task(all2all_[r]).end_s - timeline_.task(steps_[r].back().end).end_s;

@@ -23,6 +23,11 @@ constexpr double kAttentionEfficiency = 0.63;  // CP paper: 63% FLOPS utilisatio
 constexpr double kGemmEfficiency = 0.75;       // typical large cuBLAS BF16 GEMM on H100
 constexpr double kHbmBandwidth = 2.7e12;       // 80% of the H100 SXM's 3.35 TB/s HBM3
 constexpr double kKernelOverhead = 4e-6;       // launch + tail of one CUDA kernel
+constexpr int kH100Sms = 132;                  // H100 SXM5 datasheet
+constexpr int kFlashAttentionTileRows = 128;   // FlashAttention-3's forward query tile, D 128
+// NCCL runs a ring transfer on 2 channels per network peer, one thread block
+// (one SM) each: 2 of 132 SMs leave the attention kernel while it is in flight.
+constexpr double kCommComputeSlowdown = 2.0 / kH100Sms;
 
 // NVLink 4 through NVSwitch: 450 GB/s per direction per GPU line rate;
 // about 82% of it is what point-to-point copies achieve.
@@ -33,18 +38,23 @@ const LinkModel kRdma400{"rdma-400g", 10e-6, 1.0 / 40e9};
 const LinkModel kTcp100{"tcp-100g", 50e-6, 1.0 / 3e9};
 
 HardwareProfile h100(std::string name, std::string description, LinkModel inter) {
-  return HardwareProfile{std::move(name),
-                         std::move(description),
-                         kH100Bf16PeakFlops,
-                         kH100Fp32PeakFlops,
-                         kAttentionEfficiency,
-                         kGemmEfficiency,
-                         {},
-                         kHbmBandwidth,
-                         kKernelOverhead,
-                         8,
-                         kNvlink,
-                         std::move(inter)};
+  HardwareProfile p;
+  p.name = std::move(name);
+  p.description = std::move(description);
+  p.bf16_peak_flops = kH100Bf16PeakFlops;
+  p.fp32_peak_flops = kH100Fp32PeakFlops;
+  p.attention_efficiency = kAttentionEfficiency;
+  p.gemm_efficiency = kGemmEfficiency;
+  p.memory_bytes_per_s = kHbmBandwidth;
+  p.kernel_overhead_s = kKernelOverhead;
+  p.comm_library = "nccl";
+  p.sm_count = kH100Sms;
+  p.attention_tile_rows = kFlashAttentionTileRows;
+  p.comm_compute_slowdown = kCommComputeSlowdown;
+  p.gpus_per_node = 8;
+  p.intra_node = kNvlink;
+  p.inter_node = std::move(inter);
+  return p;
 }
 
 [[noreturn]] void bad_field(const std::string& field, const std::string& why) {
@@ -137,6 +147,15 @@ std::vector<std::pair<double, double>> efficiency_curve(const json& value) {
   return curve;
 }
 
+// An integer field from `min` to 2^20.
+int small_count(const json& object, const std::string& key, int min) {
+  const json& value = require(object, key, "");
+  if (!value.is_number_integer() || value.get<long long>() < min ||
+      value.get<long long>() > (1 << 20))
+    bad_field(key, "must be an integer from " + std::to_string(min) + " to 1048576");
+  return value.get<int>();
+}
+
 std::string join_names() {
   std::string names;
   for (const auto& name : builtin_profile_names()) names += (names.empty() ? "" : ", ") + name;
@@ -197,6 +216,10 @@ nlohmann::json profile_to_json(const HardwareProfile& profile) {
               {"attention_efficiency_by_keys", profile.attention_efficiency_by_keys},
               {"memory_bytes_per_s", profile.memory_bytes_per_s},
               {"kernel_overhead_s", profile.kernel_overhead_s},
+              {"comm_library", profile.comm_library},
+              {"sm_count", profile.sm_count},
+              {"attention_tile_rows", profile.attention_tile_rows},
+              {"comm_compute_slowdown", profile.comm_compute_slowdown},
               {"gpus_per_node", profile.gpus_per_node},
               {"intra_node", link_to_json(profile.intra_node)},
               {"inter_node", link_to_json(profile.inter_node)}};
@@ -208,7 +231,8 @@ HardwareProfile profile_from_json(const nlohmann::json& object) {
       object,
       {"name", "description", "bf16_peak_flops", "fp32_peak_flops", "attention_efficiency",
        "gemm_efficiency", "attention_efficiency_by_keys", "memory_bytes_per_s", "kernel_overhead_s",
-       "gpus_per_node", "intra_node", "inter_node"},
+       "comm_library", "sm_count", "attention_tile_rows", "comm_compute_slowdown", "gpus_per_node",
+       "intra_node", "inter_node"},
       "");
   HardwareProfile profile;
   profile.name = text(object, "name", "");
@@ -222,10 +246,21 @@ HardwareProfile profile_from_json(const nlohmann::json& object) {
   profile.memory_bytes_per_s = positive(object, "memory_bytes_per_s");
   profile.kernel_overhead_s = number(object, "kernel_overhead_s", "");
   if (!(profile.kernel_overhead_s >= 0)) bad_field("kernel_overhead_s", "must be >= 0");
-  const json& gpus = require(object, "gpus_per_node", "");
-  if (!gpus.is_number_integer() || gpus.get<long long>() < 1 || gpus.get<long long>() > (1 << 20))
-    bad_field("gpus_per_node", "must be an integer from 1 to 1048576");
-  profile.gpus_per_node = gpus.get<int>();
+  // Optional (profiles written before these fields existed keep their meaning).
+  if (object.contains("comm_library")) {
+    profile.comm_library = text(object, "comm_library", "");
+    if (profile.comm_library != "alpha-beta" && profile.comm_library != "nccl")
+      bad_field("comm_library", "must be \"alpha-beta\" or \"nccl\"");
+  }
+  if (object.contains("sm_count")) profile.sm_count = small_count(object, "sm_count", 0);
+  if (object.contains("attention_tile_rows"))
+    profile.attention_tile_rows = small_count(object, "attention_tile_rows", 1);
+  if (object.contains("comm_compute_slowdown")) {
+    profile.comm_compute_slowdown = number(object, "comm_compute_slowdown", "");
+    if (!(profile.comm_compute_slowdown >= 0 && profile.comm_compute_slowdown < 1))
+      bad_field("comm_compute_slowdown", "must be in [0, 1)");
+  }
+  profile.gpus_per_node = small_count(object, "gpus_per_node", 1);
   profile.intra_node = link_from_json(require(object, "intra_node", ""), "intra_node");
   profile.inter_node = link_from_json(require(object, "inter_node", ""), "inter_node");
   return profile;

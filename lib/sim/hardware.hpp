@@ -37,6 +37,20 @@ struct HardwareProfile {
   // tail), seconds: what makes many small calls slower than one big one.
   double memory_bytes_per_s = 0;
   double kernel_overhead_s = 0;
+  // How collectives and point-to-point messages are costed (sim/collectives.hpp):
+  // "alpha-beta" (one alpha-beta line per link, what a calibrated MPI profile
+  // measures) or "nccl" (NCCL's own tuning model: LL / LL128 / Simple protocols,
+  // ring and tree, per-hop latencies, over the links' bandwidths).
+  std::string comm_library = "alpha-beta";
+  // GPU shape effects; 0 turns each off (CPU profiles). Streaming multiprocessors:
+  // an attention call of q query rows and h heads runs ceil(q / tile_rows) * h
+  // thread blocks of attention_tile_rows rows, and a call with fewer blocks than
+  // SMs (short query chunks) leaves SMs idle.
+  int sm_count = 0;
+  int attention_tile_rows = 128;
+  // Fraction of a GPU's compute rate lost while a transfer runs beside it (the
+  // SMs NCCL's kernels occupy, HBM traffic they add).
+  double comm_compute_slowdown = 0;
   int gpus_per_node = 1;
   LinkModel intra_node;  // between two GPUs of one node (per GPU, per direction)
   LinkModel inter_node;  // between GPUs of different nodes (per GPU, per direction)

@@ -4,12 +4,12 @@
 #include <cmath>
 
 #include "core/errors.hpp"
-#include "sim/links.hpp"
+#include "sim/collectives.hpp"
 
 namespace paralab::sim {
 
 TransformerShape llama3_405b() {
-  return {"llama3-405b", 126, 16384, 53248, 128, 8, 128};
+  return {"llama3-405b", 126, 16384, 53248, 128, 8, 128, 128256};
 }
 
 std::vector<std::string> transformer_names() {
@@ -45,33 +45,91 @@ double linear_flops_per_layer(const TransformerShape& s, double tokens, int tp) 
   return 2.0 * tokens * (qkv + out + mlp) / tp;
 }
 
+namespace {
+
+// The TP group's all-reduce of `bytes` inside one node.
+double tp_allreduce_s(const HardwareProfile& hw, int tp, double bytes) {
+  const int nodes = (tp - 1) / hw.gpus_per_node + 1;
+  return collective_time(hw, Collective::all_reduce, {tp, nodes}, bytes).seconds;
+}
+
+}  // namespace
+
 LinearCost linear_layer_cost(const TransformerShape& s, double tokens, int tp,
                              const HardwareProfile& hw, Precision precision, int element_bytes) {
   const ComputeModel model = compute_model(hw, precision);
-  const double d = double(s.d_model), dh = double(s.head_dim);
-  const double gemm_flops[] = {
-      2.0 * tokens * d * (s.heads + 2.0 * s.kv_heads) * dh / tp,  // QKV
-      2.0 * tokens * double(s.heads) * dh * d / tp,               // output projection
-      2.0 * tokens * d * 2.0 * double(s.ffn) / tp,                // gate and up
-      2.0 * tokens * double(s.ffn) * d / tp,                      // down
+  const double d = double(s.d_model), dh = double(s.head_dim), e = element_bytes;
+  struct Gemm {
+    double in, out;  // features per token, on one TP rank
+  };
+  const Gemm gemms[] = {
+      {d, (s.heads + 2.0 * s.kv_heads) * dh / tp},  // QKV
+      {double(s.heads) * dh / tp, d},               // output projection
+      {d, 2.0 * double(s.ffn) / tp},                // gate and up
+      {double(s.ffn) / tp, d},                      // down
   };
   LinearCost cost;
-  for (double flops : gemm_flops) cost.gemm_s += model.gemm_s(flops);
-  if (tp > 1)
-    cost.tp_allreduce_s = 2 * ring_allreduce_s(hw.intra_node, tp, tokens * d * element_bytes);
+  for (const Gemm& g : gemms) {
+    const double flops = 2.0 * tokens * g.in * g.out;
+    const double bytes = (g.in * g.out + tokens * (g.in + g.out)) * e;
+    cost.gemm_s += model.gemm_s(flops, bytes);
+  }
+  if (tp > 1) cost.tp_allreduce_s = 2 * tp_allreduce_s(hw, tp, tokens * d * e);
   return cost;
+}
+
+double elementwise_layer_s(const TransformerShape& s, double tokens, int tp,
+                           const HardwareProfile& hw, int element_bytes) {
+  const ComputeModel model = compute_model(hw, Precision::fp32);
+  const double d = double(s.d_model), dh = double(s.head_dim), e = element_bytes;
+  const double qk = (double(s.heads) + s.kv_heads) * dh / tp, kv = 2.0 * s.kv_heads * dh / tp;
+  const double ffn = double(s.ffn) / tp;
+  const double bytes_per_token[] = {
+      2 * d,    // RMSNorm before attention: read, write
+      2 * d,    // RMSNorm before the MLP
+      2 * qk,   // RoPE on Q and K in place
+      2 * kv,   // K and V appended to the cache
+      3 * ffn,  // SwiGLU: read gate and up, write
+      3 * d,    // residual add after attention: read two, write one
+      3 * d,    // residual add after the MLP
+  };
+  double seconds = 0;
+  for (double b : bytes_per_token) seconds += model.memory_s(tokens * b * e);
+  return seconds;
+}
+
+double per_pass_s(const TransformerShape& s, double tokens, double outputs, int tp,
+                  const HardwareProfile& hw, Precision precision, int element_bytes) {
+  const ComputeModel model = compute_model(hw, precision);
+  const double d = double(s.d_model), e = element_bytes, vocab = double(s.vocab);
+  double seconds = model.memory_s(2 * tokens * d * e);  // embedding rows gathered and written
+  seconds += model.memory_s(2 * outputs * d * e);       // final RMSNorm
+  const double head_vocab = vocab / tp;                 // the LM head is split over TP
+  seconds +=
+      model.gemm_s(2 * outputs * d * head_vocab, (d * head_vocab + outputs * (d + head_vocab)) * e);
+  if (tp > 1) {
+    const int nodes = (tp - 1) / hw.gpus_per_node + 1;
+    seconds +=
+        collective_time(hw, Collective::all_gather, {tp, nodes}, outputs * vocab * 4).seconds;
+  }
+  seconds += model.memory_s(outputs * vocab * 4);  // sampling reads the FP32 logits
+  return seconds;
 }
 
 ForwardCost forward_cost(const TransformerShape& s, double tokens, int cp_ranks, int tp,
                          double attention_s, double attention_flops, const HardwareProfile& hw,
-                         Precision precision, int element_bytes) {
+                         Precision precision, int element_bytes, double outputs) {
   const double per_rank = std::ceil(tokens / cp_ranks);
   const LinearCost linear = linear_layer_cost(s, per_rank, tp, hw, precision, element_bytes);
   ForwardCost cost;
   cost.attention_s = s.layers * attention_s;
   cost.linear_s = s.layers * linear.gemm_s;
   cost.tp_comm_s = s.layers * linear.tp_allreduce_s;
-  cost.flops = s.layers * (attention_flops + linear_flops_per_layer(s, tokens, 1));
+  cost.other_s =
+      s.layers * elementwise_layer_s(s, per_rank, tp, hw, element_bytes) +
+      per_pass_s(s, per_rank, std::ceil(outputs / cp_ranks), tp, hw, precision, element_bytes);
+  cost.flops = s.layers * (attention_flops + linear_flops_per_layer(s, tokens, 1)) +
+               2 * outputs * double(s.d_model) * double(s.vocab);
   return cost;
 }
 

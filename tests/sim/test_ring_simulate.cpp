@@ -102,6 +102,9 @@ sim::HardwareProfile test_hardware(double bandwidth) {
   hw.kernel_overhead_s = 0;
   hw.gpus_per_node = 1;  // every ring link is the inter-node one
   hw.inter_node = {"test", 0, 1 / bandwidth};
+  hw.comm_library = "alpha-beta";  // exact link arithmetic, no protocol latencies
+  hw.sm_count = 0;                 // no occupancy model
+  hw.comm_compute_slowdown = 0;
   return hw;
 }
 
@@ -196,7 +199,9 @@ TEST(Transformer, ForwardCostAddsLayersAndCountsFlops) {
   const HardwareProfile hw = find_profile("h100-gtt");
   const ForwardCost one = forward_cost(m, 8192, 1, 8, 0.01, 1e12, hw, Precision::bf16, 2);
   EXPECT_DOUBLE_EQ(one.attention_s, 126 * 0.01);
-  EXPECT_DOUBLE_EQ(one.flops, 126 * (1e12 + linear_flops_per_layer(m, 8192, 1)));
+  // Every layer's attention and linear layers, and the LM head for the one next token.
+  EXPECT_DOUBLE_EQ(one.flops, 126 * (1e12 + linear_flops_per_layer(m, 8192, 1)) +
+                                  2.0 * double(m.d_model) * double(m.vocab));
   // Linear work splits over CP ranks; the attention time is the caller's.
   const ForwardCost two = forward_cost(m, 8192, 2, 8, 0.01, 1e12, hw, Precision::bf16, 2);
   EXPECT_LT(two.linear_s, 0.51 * one.linear_s);
