@@ -4,6 +4,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <span>
 
 #include "core/build_info.hpp"
 #include "core/errors.hpp"
@@ -78,6 +80,10 @@ App::App(World& world, AppInfo info, int argc, char** argv)
   cli_.add_option("-o,--out", common_.out,
                   "Result file (HDF5); default results/" + info_.name + "-<UTC stamp>.h5")
       ->group(common);
+  cli_.add_option("--json", common_.json,
+                  "Also write every sweep point (parameters and metrics, no raw samples) as one "
+                  "JSON object per line (JSON Lines) to this file")
+      ->group(common);
   cli_.add_option("--device", device_text_, "Where to compute: cpu or cuda")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str()
@@ -126,6 +132,9 @@ void App::parse() {
   common_.mode = mode_text_ == "simulate" ? Mode::simulate : Mode::measure;
   if (common_.out.empty())
     common_.out = "results/" + info_.name + "-" + results::utc_stamp() + ".h5";
+  if (!common_.json.empty() && std::filesystem::path(common_.json).lexically_normal() ==
+                                   std::filesystem::path(common_.out).lexically_normal())
+    throw UsageError("--json and --out name the same file '" + common_.out + "'");
   if (common_.mode == Mode::measure) {
     agree_on(world_.comm(),
              [&] { bind_device(common_.device, world_.local_rank(), world_.local_size()); });
@@ -153,6 +162,10 @@ void App::open_results(std::string_view backend) {
     if (!world_.is_root()) return;
     results_ = std::make_unique<results::ResultFile>(common_.out);
     results_->write_provenance(p);
+    if (!common_.json.empty()) {
+      json_ = std::make_unique<results::OutputFile>(common_.json, "JSON results");
+      results_->mirror_points();
+    }
   });
 }
 
@@ -169,8 +182,19 @@ results::Group App::add_group(const std::string& name) {
 void App::finish() {
   agree_on(world_.comm(), [&] {
     if (results_) results_->commit();
+    if (json_) {
+      std::string lines;
+      for (const auto& point : results_->point_json()) {
+        nlohmann::ordered_json line = {
+            {"app", info_.name}, {"mode", common_.mode == Mode::simulate ? "simulate" : "measure"}};
+        line.update(*point);
+        lines += line.dump() + "\n";
+      }
+      json_->commit(std::as_bytes(std::span(lines.data(), lines.size())));
+    }
   });
   world_.printf("# results: %s\n", common_.out.c_str());
+  if (!common_.json.empty()) world_.printf("# json: %s\n", common_.json.c_str());
 }
 
 std::string App::config_json() const {

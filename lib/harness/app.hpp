@@ -25,6 +25,7 @@
 
 #include "core/device.hpp"
 #include "core/world.hpp"
+#include "results/output_file.hpp"
 #include "results/writer.hpp"
 
 namespace paralab {
@@ -46,7 +47,8 @@ struct CommonOptions {
   int iters = 20;
   int warmup = 5;
   uint64_t seed = 1;
-  std::string out;  // empty until parse(): then the given path or the default
+  std::string out;   // empty until parse(): then the given path or the default
+  std::string json;  // --json: every point also as a line of JSON here; empty: none
   Device device = Device::cpu;
   Mode mode = Mode::measure;
   bool check = false;
@@ -73,7 +75,9 @@ class App {
   results::Group add_point();
   // Rank 0 only: a group of its own at the root (e.g. /limits).
   results::Group add_group(const std::string& name);
-  // Collective: commits the result file on rank 0 and prints its path.
+  // Collective: commits the result file on rank 0 (and with --json the JSON
+  // Lines file: one object per point, "app", "mode", "point" and then the
+  // point's attributes in the order written) and prints their paths.
   void finish();
 
   // Host names of all ranks, unique and sorted (known after open_results).
@@ -95,6 +99,7 @@ class App {
   std::string start_time_;
   std::vector<std::string> hosts_;
   std::unique_ptr<results::ResultFile> results_;
+  std::unique_ptr<results::OutputFile> json_;  // rank 0, with --json
 };
 
 // Runs `body` inside an MPI world and maps its outcome to an exit code (see

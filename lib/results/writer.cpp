@@ -1,5 +1,7 @@
 #include "results/writer.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <hdf5.h>
 #include <unistd.h>
 
@@ -116,15 +118,23 @@ std::string format_utc(const char* format) {
 
 }  // namespace
 
+template <typename T>
+void Group::mirror(const std::string& name, const T& value) {
+  if (mirror_) (*mirror_)[name] = value;
+}
+
 void Group::attr(const std::string& name, double value) {
+  mirror(name, value);
   write_numeric_attr<double>(handle_->id(), name, H5T_NATIVE_DOUBLE, {&value, 1}, true);
 }
 
 void Group::attr(const std::string& name, int64_t value) {
+  mirror(name, value);
   write_numeric_attr<int64_t>(handle_->id(), name, H5T_NATIVE_INT64, {&value, 1}, true);
 }
 
 void Group::attr(const std::string& name, const std::string& value) {
+  mirror(name, value);
   Owned type = string_type();
   Owned space = own(H5Screate(H5S_SCALAR), H5Sclose);
   const char* text = value.c_str();
@@ -132,6 +142,7 @@ void Group::attr(const std::string& name, const std::string& value) {
 }
 
 void Group::attr(const std::string& name, const std::vector<std::string>& values) {
+  mirror(name, values);
   Owned type = string_type();
   Owned space = simple_space({values.size()});
   std::vector<const char*> texts;
@@ -140,10 +151,12 @@ void Group::attr(const std::string& name, const std::vector<std::string>& values
 }
 
 void Group::attr(const std::string& name, const std::vector<double>& values) {
+  mirror(name, values);
   write_numeric_attr<double>(handle_->id(), name, H5T_NATIVE_DOUBLE, values, false);
 }
 
 void Group::attr(const std::string& name, const std::vector<int64_t>& values) {
+  mirror(name, values);
   write_numeric_attr<int64_t>(handle_->id(), name, H5T_NATIVE_INT64, values, false);
 }
 
@@ -208,9 +221,20 @@ Group ResultFile::root() {
 }
 
 Group ResultFile::add_point() {
+  const int64_t index = point_count_++;
   char name[16];
-  std::snprintf(name, sizeof name, "%06lld", static_cast<long long>(point_count_++));
-  return Group(points_).subgroup(name);
+  std::snprintf(name, sizeof name, "%06lld", static_cast<long long>(index));
+  Group point = Group(points_).subgroup(name);
+  if (mirror_points_) {
+    point.mirror_ = std::make_shared<nlohmann::ordered_json>(nlohmann::ordered_json::object());
+    (*point.mirror_)["point"] = index;
+    point_json_.push_back(point.mirror_);
+  }
+  return point;
+}
+
+void ResultFile::mirror_points() {
+  mirror_points_ = true;
 }
 
 void ResultFile::commit() {

@@ -9,6 +9,8 @@
 // stopped by a signal leaves no file and no temporary behind.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -68,8 +70,14 @@ class Group {
 
  private:
   friend class ResultFile;
-  explicit Group(std::shared_ptr<Handle> handle) : handle_(std::move(handle)) {}
+  explicit Group(std::shared_ptr<Handle> handle,
+                 std::shared_ptr<nlohmann::ordered_json> mirror = {})
+      : handle_(std::move(handle)), mirror_(std::move(mirror)) {}
+  template <typename T>
+  void mirror(const std::string& name, const T& value);
   std::shared_ptr<Handle> handle_;
+  // A point's attributes also as JSON, in the order written (ResultFile::mirror_points).
+  std::shared_ptr<nlohmann::ordered_json> mirror_;
 };
 
 class ResultFile {
@@ -86,6 +94,12 @@ class ResultFile {
   Group root();
   // A new group /points/NNNNNN, numbered in the order points are added.
   Group add_point();
+  // From now on every point's attributes are also kept as a JSON object (for
+  // --json): point_json() returns them in order, each starting with "point".
+  void mirror_points();
+  const std::vector<std::shared_ptr<nlohmann::ordered_json>>& point_json() const {
+    return point_json_;
+  }
   // Closes the file and writes it into place. Throws RuntimeError on failure.
   void commit();
 
@@ -98,6 +112,8 @@ class ResultFile {
   std::shared_ptr<Handle> points_;
   int64_t point_count_ = 0;
   bool committed_ = false;
+  bool mirror_points_ = false;
+  std::vector<std::shared_ptr<nlohmann::ordered_json>> point_json_;
 };
 
 // Current UTC time as ISO 8601 ("2026-11-22T11:30:00Z") and as a compact

@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include "core/errors.hpp"
+
 #include "results/writer.hpp"
 
 namespace fs = std::filesystem;
@@ -162,4 +164,23 @@ TEST(ResultFile, ShapeMismatchIsRejected) {
   const std::vector<double> values = {1, 2, 3};
   EXPECT_THROW(file.add_point().dataset("x", values, {2, 2}, "s", "a,b"), paralab::RuntimeError);
   fs::remove_all(dir);
+}
+
+TEST(ResultFile, MirrorsPointAttributesAsJsonInOrder) {
+  const fs::path path = temp_dir() / "mirror.h5";
+  ResultFile file(path.string());
+  file.add_point().attr("before", 1.0);  // added before mirroring: not mirrored
+  file.mirror_points();
+  for (int i = 0; i < 2; ++i) {
+    auto point = file.add_point();
+    point.attr("op", "allreduce");
+    point.attr("bytes", int64_t{1024} << i);
+    point.attr("busbw_GBps", 12.5 * (i + 1));
+    point.attr("metrics", std::vector<std::string>{"busbw_GBps"});
+    point.dataset("time_s", std::vector<double>{1, 2}, {2}, "s", "iteration");  // not in JSON
+  }
+  ASSERT_EQ(file.point_json().size(), 2u);
+  EXPECT_EQ(file.point_json()[1]->dump(),
+            R"({"point":2,"op":"allreduce","bytes":2048,"busbw_GBps":25.0,)"
+            R"("metrics":["busbw_GBps"]})");
 }
