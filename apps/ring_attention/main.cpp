@@ -3,6 +3,7 @@
 // prefill; decode) across the ranks: measured for real on the CPU kernels
 // with a per-step breakdown and an exactness check, or simulated on lib/sim
 // at any scale, up to a whole Llama3-405B prefill. Yang et al., MLSys'25.
+#include "core/options.hpp"
 #include "core/resources.hpp"
 #include "options.hpp"
 #include "sim/hardware.hpp"
@@ -21,6 +22,13 @@ void run(App& app) {
         throw UsageError("--documents " + std::to_string(o.documents) + " is more than the " +
                          std::to_string(T + o.cached) +
                          " tokens of the sequence: every document needs a token");
+  // Options one mode would ignore are refused in it (none may be accepted silently).
+  if (app.common().mode == Mode::simulate)
+    reject_given(app.cli(), {"--threads", "--iters", "--warmup", "--check"},
+                 "is for measure mode: simulate mode computes each point once, on the profile");
+  else
+    reject_given(app.cli(), {"--profile", "--sim-ranks", "--model", "--tp", "--partial-dtype"},
+                 "is for --mode simulate");
   if (app.common().mode == Mode::simulate)
     run_simulate(app, o);
   else

@@ -2,6 +2,7 @@
 // document context sharding (WLB-LLM, Wang et al., OSDI'25). See wlb_4d.hpp
 // and docs/wlb_4d.md.
 #include "core/errors.hpp"
+#include "core/options.hpp"
 #include "core/resources.hpp"
 #include "sim/hardware.hpp"
 #include "wlb_4d.hpp"
@@ -21,6 +22,18 @@ void run(App& app) {
   if (o.lengths.starts_with("file:")) inputs.push_back({"--lengths file:", o.lengths.substr(5)});
   if (sim::is_profile_path(o.profile)) inputs.push_back({"--profile", o.profile});
   agree_on_inputs(app.world(), inputs);
+  // Options one mode would ignore are refused in it (none may be accepted silently).
+  if (app.common().mode == Mode::simulate)
+    reject_given(app.cli(),
+                 {"--tp", "--cp", "--pp", "--dp", "--packing", "--context", "--max-document",
+                  "--layers", "--d-model", "--heads", "--kv-heads", "--ffn", "--vocab", "--order",
+                  "--concentration", "--precision", "--lr", "--clip", "--threads"},
+                 "is for measure mode: simulate mode plays the paper's configurations "
+                 "(--config), each with its own model, grid and context, under plain, fixed and "
+                 "WLB packing");
+  else
+    reject_given(app.cli(), {"--profile", "--config", "--no-imbalance-table"},
+                 "is for --mode simulate");
   validate(o, app.common().mode);
   if (app.common().mode == Mode::simulate)
     run_simulate(app, o);

@@ -95,4 +95,12 @@ CLI::Validator size_validator() {
       "SIZE", "size");
 }
 
+void reject_given(const CLI::App& cli, const std::vector<std::string>& names,
+                  const std::string& reason) {
+  for (const std::string& name : names) {
+    const CLI::Option* option = cli.get_option_no_throw(name);
+    if (option != nullptr && option->count() > 0) throw UsageError(name + " " + reason);
+  }
+}
+
 }  // namespace paralab

@@ -37,4 +37,10 @@ CLI::Option* add_size_option(CLI::App& app, const std::string& name, T& value,
   return option->capture_default_str();
 }
 
+// Options that do nothing in the current mode must not be accepted silently:
+// throws UsageError naming the first of `names` (long names, "--tp") given on
+// the command line, followed by `reason` ("is for measure mode: ...").
+void reject_given(const CLI::App& cli, const std::vector<std::string>& names,
+                  const std::string& reason);
+
 }  // namespace paralab
