@@ -100,6 +100,8 @@ void run_simulate(App& app, const Options& o, Setup& s) {
   inputs.planner = s.planner;
   inputs.batch = o.predicted_batch();
   inputs.hardware = hardware;
+  inputs.optimizer = o.optimizer == "adagrad" ? dlrm::EmbeddingOptimizer::rowwise_adagrad
+                                              : dlrm::EmbeddingOptimizer::sgd;
   inputs.compute = dlrm::parse_compute_source(o.sim_compute);
   inputs.measured = measured_compute(o, s, none, world.size());
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/errors.hpp"
+#include "sim/collectives.hpp"
 #include "sim/compute.hpp"
 #include "sim/links.hpp"
 
@@ -144,6 +145,30 @@ AlltoallvBytes input_index_bytes(const DlrmConfig& config, const ShardingPlan& p
   return b;
 }
 
+AlltoallvBytes square_sum_bytes(const DlrmConfig& config, const ShardingPlan& plan, double batch) {
+  const auto n = static_cast<size_t>(plan.ranks);
+  AlltoallvBytes bytes;
+  bytes.send.assign(n, std::vector<double>(n, 0.0));
+  for (size_t t = 0; t < plan.tables.size(); ++t) {
+    const TablePlacement& placement = plan.tables[t];
+    if (placement.type != ShardingType::column_wise || placement.shards.size() < 2) continue;
+    // Expected distinct rows among batch x pooling uniform draws.
+    const double rows = static_cast<double>(config.table_rows[t]);
+    const double draws = batch * config.pooling[t];
+    const double touched = rows * -std::expm1(draws * std::log1p(-1.0 / rows));
+    // Each shard sends its sums once to every rank holding the table (its
+    // own rank included: that block costs nothing).
+    std::vector<size_t> holders;
+    for (int id : placement.shards) holders.push_back(size_t(plan.shards[size_t(id)].rank));
+    std::sort(holders.begin(), holders.end());
+    holders.erase(std::unique(holders.begin(), holders.end()), holders.end());
+    for (int id : placement.shards)
+      for (size_t to : holders)
+        bytes.send[size_t(plan.shards[size_t(id)].rank)][to] += kFloatBytes * touched;
+  }
+  return bytes;
+}
+
 double allreduce_floats(const DlrmConfig& config, const ShardingPlan& plan) {
   double floats = 0;
   auto mlp = [&](int input, const std::vector<int>& widths) {
@@ -250,10 +275,16 @@ SimulatedStep simulate_step(const StepModelInputs& in, const CompressionModel& c
   const sim::HardwareProfile& hw = in.hardware;
   step.input_s = alltoallv_s(hw, input_length_bytes(in.config, plan, split)) +
                  alltoallv_s(hw, input_index_bytes(in.config, plan, split));
-  // A ring spans the slowest link once it leaves a node.
-  const sim::LinkModel& ring_link = hw.link_between(0, ranks - 1);
+  // Ranks packed node by node: the group spans this many nodes.
+  const sim::GroupShape group{ranks, (ranks - 1) / hw.gpus_per_node + 1};
+  auto collective = [&](sim::Collective kind, double bytes) {
+    return sim::collective_time(hw, kind, group, bytes).seconds;
+  };
   step.allreduce_s =
-      sim::ring_allreduce_s(ring_link, ranks, kFloatBytes * allreduce_floats(in.config, plan));
+      collective(sim::Collective::all_reduce, kFloatBytes * allreduce_floats(in.config, plan)) +
+      collective(sim::Collective::all_reduce, 8);  // the loss, one double
+  if (in.optimizer == EmbeddingOptimizer::rowwise_adagrad)
+    step.optimizer_s = alltoallv_s(hw, square_sum_bytes(in.config, plan, double(in.batch)));
 
   const AlltoallvBytes forward = forward_exchange_bytes(plan, split);
   const AlltoallvBytes backward = backward_exchange_bytes(plan, split);
@@ -263,10 +294,12 @@ SimulatedStep simulate_step(const StepModelInputs& in, const CompressionModel& c
   const AlltoallvBytes forward_c = forward_exchange_bytes(plan, split, compression.forward_ratio);
   const AlltoallvBytes backward_c =
       backward_exchange_bytes(plan, split, compression.backward_ratio);
-  // The byte counts go first, one u64 per peer: an alltoall of 8n bytes.
-  const double counts_s = sim::alltoall_s(ring_link, ranks, 8.0 * ranks);
-  step.a2a_forward_compressed_s = counts_s + alltoallv_s(hw, forward_c);
-  step.a2a_backward_compressed_s = counts_s + alltoallv_s(hw, backward_c);
+  // The byte counts go first, one u64 per peer: an alltoall of 8n bytes; after
+  // the bytes the ranks agree on whether every block decoded (an i32 all-reduce).
+  const double framing_s = collective(sim::Collective::all_to_all, 8.0 * ranks) +
+                           collective(sim::Collective::all_reduce, 4);
+  step.a2a_forward_compressed_s = framing_s + alltoallv_s(hw, forward_c);
+  step.a2a_backward_compressed_s = framing_s + alltoallv_s(hw, backward_c);
   // Codec: the slowest rank compresses what it sends and decompresses what
   // it receives, raw bytes, both directions.
   double codec_bytes = 0;

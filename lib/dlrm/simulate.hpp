@@ -18,9 +18,16 @@
 //   forward    alltoallv of the pooled embeddings, sizes from the sharding
 //              plan and batch split (sharding.hpp's layout);
 //   backward   its transpose (the gradients);
-//   allreduce  one ring all-reduce of the MLP gradients and the replicated
-//              tables' dense gradients.
+//   allreduce  one all-reduce of the MLP gradients and the replicated
+//              tables' dense gradients, then one of the loss (8 bytes);
+//   optimizer  row-wise Adagrad only: the alltoallv in which the shards of a
+//              column-sharded table swap their rows' partial square sums
+//              (one float per touched row to every other holder of the
+//              table; touched rows are the expected distinct rows of
+//              batch x pooling uniform draws, an upper bound for skewed data).
 //
+// All-reduces and the fixed-size all-to-all are collectives of
+// sim/collectives.hpp (NCCL's protocol model on the GPU profiles).
 // Compressed, each forward/backward block of table t shrinks by that
 // table's measured ratio, and the exchange pays: compressing every byte the
 // rank sends and decompressing every byte it receives (at a codec rate in
@@ -88,6 +95,10 @@ AlltoallvBytes input_index_bytes(const DlrmConfig& config, const ShardingPlan& p
 // replicated tables.
 double allreduce_floats(const DlrmConfig& config, const ShardingPlan& plan);
 
+// Row-wise Adagrad's exchange of partial row square sums between the shards
+// of column-sharded tables, for a global batch of `batch` samples.
+AlltoallvBytes square_sum_bytes(const DlrmConfig& config, const ShardingPlan& plan, double batch);
+
 // FLOPs of the dense part (forward and backward) for `samples` samples, and
 // the number of GEMM calls it makes.
 double dense_flops(const DlrmConfig& config, double samples);
@@ -124,6 +135,7 @@ struct StepModelInputs {
   PlannerOptions planner;
   int64_t batch = 256;  // global
   sim::HardwareProfile hardware;
+  EmbeddingOptimizer optimizer = EmbeddingOptimizer::sgd;
   ComputeSource compute = ComputeSource::profile;
   MeasuredCompute measured;  // with ComputeSource::measured
   void validate() const;     // UsageError
@@ -133,8 +145,9 @@ struct StepModelInputs {
 struct SimulatedStep {
   int ranks = 1;
   double compute_s = 0, dense_s = 0, embedding_s = 0;
-  double input_s = 0;  // index distribution
-  double allreduce_s = 0;
+  double input_s = 0;      // index distribution
+  double allreduce_s = 0;  // gradients and loss
+  double optimizer_s = 0;  // row-wise Adagrad's square-sum exchange (0 for SGD)
   double a2a_forward_s = 0, a2a_backward_s = 0;  // plain
   // Compressed: the exchanges' link time (counts alltoall included) and
   // the codec time (compress sent + decompress received, slowest rank).
@@ -144,9 +157,9 @@ struct SimulatedStep {
   double a2a_compressed_s() const {
     return a2a_forward_compressed_s + a2a_backward_compressed_s + codec_s;
   }
-  double step_s() const { return compute_s + input_s + allreduce_s + a2a_s(); }
+  double step_s() const { return compute_s + input_s + allreduce_s + optimizer_s + a2a_s(); }
   double step_compressed_s() const {
-    return compute_s + input_s + allreduce_s + a2a_compressed_s();
+    return compute_s + input_s + allreduce_s + optimizer_s + a2a_compressed_s();
   }
   double speedup() const { return step_s() / step_compressed_s(); }
 };

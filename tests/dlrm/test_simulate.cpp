@@ -23,6 +23,7 @@ sim::HardwareProfile two_link_profile(int gpus_per_node) {
   hw.gpus_per_node = gpus_per_node;
   hw.intra_node = {"fast", 1e-6, 1.0 / 100e9};
   hw.inter_node = {"slow", 30e-6, 1.0 / 5e9};
+  hw.comm_library = "alpha-beta";  // exact link arithmetic in these tests
   return hw;
 }
 
@@ -148,12 +149,14 @@ TEST(DlrmSimulate, CompressionTradesLinkBytesForCodecTime) {
   const StepModelInputs in = inputs_for(small_config(), hw);
   const auto T = size_t(in.config.tables());
 
-  // Ratio 1, free codec: only the byte-count alltoall is added, per direction.
+  // Ratio 1, free codec: only the byte-count alltoall and the decode
+  // agreement (an i32 all-reduce) are added, per direction.
   CompressionModel none{std::vector<double>(T, 1.0), std::vector<double>(T, 1.0), 0.0};
   for (int n : {1, 3, 4, 7}) {
     const SimulatedStep s = simulate_step(in, none, n);
-    const double counts = sim::alltoall_s(hw.inter_node, n, 8.0 * n);
-    EXPECT_NEAR(s.a2a_compressed_s(), s.a2a_s() + 2 * counts, 1e-12) << n;
+    const double framing =
+        sim::alltoall_s(hw.inter_node, n, 8.0 * n) + sim::ring_allreduce_s(hw.inter_node, n, 4);
+    EXPECT_NEAR(s.a2a_compressed_s(), s.a2a_s() + 2 * framing, 1e-12) << n;
     EXPECT_DOUBLE_EQ(s.raw_bytes, s.compressed_bytes);
     EXPECT_GE(s.speedup(), n == 1 ? 1.0 : 0.0);
     EXPECT_LE(s.speedup(), 1.0);
@@ -181,6 +184,32 @@ TEST(DlrmSimulate, CompressionTradesLinkBytesForCodecTime) {
   CompressionModel slow = good;
   slow.codec_s_per_byte = 1.0 / 0.1e9;
   EXPECT_LT(simulate_step(big, slow, 4).speedup(), 1.0);
+}
+
+TEST(DlrmSimulate, RowwiseAdagradSwapsSquareSumsBetweenColumnShards) {
+  DLRM_SINGLE_PROCESS();
+  const sim::HardwareProfile hw = two_link_profile(2);
+  StepModelInputs in = inputs_for(small_config(), hw);
+  in.planner.type = ShardingType::column_wise;
+  in.planner.column_shards = 2;
+  const CompressionModel plain;
+  const SimulatedStep sgd = simulate_step(in, plain, 4);
+  EXPECT_EQ(sgd.optimizer_s, 0);  // SGD needs no exchange
+  in.optimizer = EmbeddingOptimizer::rowwise_adagrad;
+  const SimulatedStep adagrad = simulate_step(in, plain, 4);
+  EXPECT_GT(adagrad.optimizer_s, 0);
+  EXPECT_NEAR(adagrad.step_s() - adagrad.optimizer_s, sgd.step_s(), 1e-15);
+  // Every shard sends one float per touched row to each rank holding its
+  // table (its own included): 2 shards x 2 holders per table; a table of R
+  // rows and 1001 x pooling uniform draws touches R (1 - (1 - 1/R)^draws).
+  const ShardingPlan plan = plan_sharding(in.config, 4, in.planner);
+  double expected = 0;
+  for (size_t t = 0; t < 5; ++t) {
+    ASSERT_EQ(plan.tables[t].shards.size(), 2u);
+    const double rows = double(in.config.table_rows[t]);
+    expected += 2 * 2 * 4 * rows * (1 - std::pow(1 - 1 / rows, 1001.0 * in.config.pooling[t]));
+  }
+  EXPECT_NEAR(square_sum_bytes(in.config, plan, 1001).total(), expected, 1e-9 * expected);
 }
 
 TEST(DlrmSimulate, MeasuredComputeReproducesItselfAndScales) {
