@@ -2,6 +2,8 @@
 // the lib/sim timeline; see step.hpp for what is modelled.
 #include "wlb/step.hpp"
 
+#include "sim/collectives.hpp"
+
 #include <algorithm>
 #include <numeric>
 #include <string>
@@ -15,9 +17,12 @@ namespace {
 using sim::Resource;
 using sim::TaskId;
 
-// The link a group of ranks spaced `stride` apart crosses (its slowest one).
-const sim::LinkModel& group_link(const sim::HardwareProfile& hw, int ranks, int stride) {
-  return hw.link_between(0, (ranks - 1) * stride);
+// A collective over `ranks` ranks spaced `stride` apart (ranks packed node
+// by node), costed by the profile's communication model (sim/collectives.hpp).
+double collective_s(const sim::HardwareProfile& hw, sim::Collective kind, int ranks, int stride,
+                    double bytes) {
+  const int nodes = (ranks - 1) * stride / hw.gpus_per_node + 1;
+  return sim::collective_time(hw, kind, {ranks, std::min(nodes, ranks)}, bytes).seconds;
 }
 
 double max_of(const std::vector<double>& values) {
@@ -75,17 +80,15 @@ MicroBatchCost micro_batch_cost(const packing::MicroBatch& mb, const ModelPreset
   cost.pair_imbalance = max_over_mean(pairs);
 
   // Two all-reduces of [tokens, d_model] per layer and direction over TP.
-  const double tp_comm =
-      grid.tp > 1 ? 2 * sim::ring_allreduce_s(group_link(hw, grid.tp, 1), grid.tp,
-                                              double(most_tokens) * double(shape.d_model) * e)
-                  : 0;
+  const double tp_comm = 2 * collective_s(hw, sim::Collective::all_reduce, grid.tp, 1,
+                                          double(most_tokens) * double(shape.d_model) * e);
   // K and V of every token, gathered (forward) and their gradients reduce-
   // scattered (backward) over CP.
   const double kv_bytes = double(cost.tokens) * 2 * kv_heads * dh * e;
-  const sim::LinkModel& cp_link = group_link(hw, grid.cp, grid.tp);
-  const double cp_gather = grid.cp > 1 ? sim::ring_allgather_s(cp_link, grid.cp, kv_bytes) : 0;
+  const double cp_gather =
+      collective_s(hw, sim::Collective::all_gather, grid.cp, grid.tp, kv_bytes);
   const double cp_scatter =
-      grid.cp > 1 ? sim::ring_reduce_scatter_s(cp_link, grid.cp, kv_bytes) : 0;
+      collective_s(hw, sim::Collective::reduce_scatter, grid.cp, grid.tp, kv_bytes);
 
   const double layers = double(shape.layers / grid.pp);
   cost.attention_s = layers * attention;
@@ -240,9 +243,11 @@ SimulatedStep simulate_step(const packing::Step& step, const ModelPreset& model,
   if (reducers > 1) {
     const double bytes = double(model.layer_parameters()) * double(model.shape.layers / grid.pp) /
                          grid.tp * setup.gradient_bytes;
+    // The reducers span from the first to the farthest of them.
     const int farthest = std::max((grid.cp - 1) * grid.tp, (grid.dp - 1) * grid.pp * stage_ranks);
+    const int nodes = std::min(farthest / hw.gpus_per_node + 1, reducers);
     result.gradient_allreduce_s =
-        sim::ring_allreduce_s(hw.link_between(0, farthest), reducers, bytes);
+        sim::collective_time(hw, sim::Collective::all_reduce, {reducers, nodes}, bytes).seconds;
   }
   pipeline.gradient_allreduce_s = result.gradient_allreduce_s;
 
