@@ -178,15 +178,10 @@ void run(App& app) {
     for (const auto& r : results) record(app, o, data, limits, r, fp32);
   }
   app.finish();
-  std::string diverged;
+  std::vector<std::pair<std::string, std::string>> diverged;
   for (const auto& r : results)
-    if (r.diverged_at >= 0)
-      diverged += (diverged.empty() ? "" : "; ") + std::string(model::to_string(r.policy)) + ": " +
-                  r.divergence;
-  if (!diverged.empty() && !o.allow_divergence)
-    throw Diverged("training diverged (" + diverged +
-                   "); the result file marks it (diverged_at_step)"
-                   "; lower --lr, or give --allow-divergence to train on regardless");
+    if (r.diverged_at >= 0) diverged.emplace_back(model::to_string(r.policy), r.divergence);
+  raise_if_diverged(diverged, o.allow_divergence);
 }
 
 }  // namespace

@@ -158,9 +158,7 @@ PolicyResult train_policy(App& app, const Options& o, const DataSet& data, comm:
     if (outcome.diverged_now) {
       r.diverged_at = done;
       r.divergence = watch_steps.reason();
-      world.printf(
-          "# %s: DIVERGED: %s%s\n", name.c_str(), r.divergence.c_str(),
-          o.allow_divergence ? " (--allow-divergence: training on)" : "; this policy stops here");
+      announce_divergence(world.comm(), name, "policy", watch_steps, o.allow_divergence);
       if (!o.allow_divergence) end = done;
     }
     const bool last = done == end;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/errors.hpp"
+#include "harness/training.hpp"
 #include "kernels/threads.hpp"
 #include "options.hpp"
 #include "report.hpp"
@@ -56,14 +57,10 @@ void run_measure(App& app, const Options& o, Setup& s) {
   if (world.is_root())
     for (const auto& r : runs) record(app, o, s, r, none);
   app.finish();
-  std::string diverged;
+  std::vector<std::pair<std::string, std::string>> diverged;
   for (const auto& r : runs)
-    if (r.diverged_at >= 0)
-      diverged += (diverged.empty() ? "" : "; ") + r.codec + ": " + r.divergence;
-  if (!diverged.empty() && !o.allow_divergence)
-    throw Diverged("training diverged (" + diverged +
-                   "); the result file marks it (diverged_at_step); lower --lr, or give "
-                   "--allow-divergence to train on regardless");
+    if (r.diverged_at >= 0) diverged.emplace_back(r.codec, r.divergence);
+  raise_if_diverged(diverged, o.allow_divergence);
 }
 
 void run(App& app) {

@@ -114,9 +114,7 @@ CodecRun train_codec(App& app, const Options& o, const Setup& setup, TrainingCon
     if (watch.observe(world.comm(), s + 1, st.loss).diverged_now) {
       r.diverged_at = s + 1;
       r.divergence = watch.reason();
-      world.printf(
-          "# %s: DIVERGED: %s%s\n", codec.c_str(), r.divergence.c_str(),
-          o.allow_divergence ? " (--allow-divergence: training on)" : "; this codec stops here");
+      announce_divergence(world.comm(), codec, "codec", watch, o.allow_divergence);
       if (!o.allow_divergence) break;
     }
   }

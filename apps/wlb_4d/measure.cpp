@@ -351,12 +351,11 @@ PackingRun train_packing(App& app, const Options& o, PackingKind kind,
                      cell("%.3f", run.latency_imbalance.back()),
                      cell("%.2f", 1e3 * run.pack_s.back())});
     done.push_back(std::move(step));
-    if (watch.observe(world.comm(), s, r.loss).diverged_now) {
-      run.diverged_at = s;
+    // Steps are counted from 1 in the divergence record, as in every training app.
+    if (watch.observe(world.comm(), s + 1, r.loss).diverged_now) {
+      run.diverged_at = s + 1;
       run.divergence = watch.reason();
-      world.printf(
-          "# %s: DIVERGED: %s%s\n", to_string(kind).c_str(), run.divergence.c_str(),
-          o.allow_divergence ? " (--allow-divergence: training on)" : "; this packing stops here");
+      announce_divergence(world.comm(), to_string(kind), "packing", watch, o.allow_divergence);
       if (!o.allow_divergence) break;
     }
   }
@@ -529,14 +528,10 @@ void run_measure(App& app, const Options& o) {
     record_calibration(app, workload, efficiency);
   }
   app.finish();
-  std::string diverged;
+  std::vector<std::pair<std::string, std::string>> diverged;
   for (const auto& r : runs)
-    if (r.diverged_at >= 0)
-      diverged += (diverged.empty() ? "" : "; ") + to_string(r.kind) + ": " + r.divergence;
-  if (!diverged.empty() && !o.allow_divergence)
-    throw Diverged("training diverged (" + diverged +
-                   "); the result file marks it (diverged_at_step); lower --lr, or give "
-                   "--allow-divergence to train on regardless");
+    if (r.diverged_at >= 0) diverged.emplace_back(to_string(r.kind), r.divergence);
+  raise_if_diverged(diverged, o.allow_divergence);
 }
 
 }  // namespace paralab::wlb_4d

@@ -14,6 +14,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace paralab {
 
@@ -33,8 +35,10 @@ class StepWatch {
     bool stop = false;          // a termination signal reached some rank: stop after this step
   };
 
-  // Collective (MPI_Allreduce on `comm`) after every step: `loss` is this rank's view of the
-  // step's loss (a global mean, or its own share).
+  // Collective (MPI_Allreduce on `comm`) after every step: `step` counts the steps done (the
+  // first is 1), `loss` is this rank's view of the step's loss (a global mean, or its own
+  // share). The loss reason() names is the worst over the ranks (non-finite, else the largest
+  // magnitude), so that every rank says the same.
   Outcome observe(MPI_Comm comm, int64_t step, double loss);
 
   bool diverged() const { return diverged_at_ >= 0; }
@@ -47,7 +51,19 @@ class StepWatch {
   double first_loss_ = 0;
   bool have_first_ = false;
   int64_t diverged_at_ = -1;
-  double diverged_loss_ = 0;
+  double diverged_loss_ = 0;        // the worst over the ranks at diverged_at_
+  double reported_first_loss_ = 0;  // that rank's first loss
+  bool reported_have_first_ = false;
 };
+
+// The one DIVERGED line of a run (`run` names it, "bf16-sr"; `unit` says what stops, "policy"),
+// printed by rank 0 of `comm` when the watch has just seen it diverge.
+void announce_divergence(MPI_Comm comm, const std::string& run, const std::string& unit,
+                         const StepWatch& watch, bool allow_divergence);
+
+// After the result file is written: throws Diverged (exit code 4) naming every diverged run
+// ({run, StepWatch::reason()}) unless --allow-divergence was given.
+void raise_if_diverged(const std::vector<std::pair<std::string, std::string>>& diverged,
+                       bool allow_divergence);
 
 }  // namespace paralab
