@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "bf16_train.hpp"
+#include "core/stats.hpp"
 #include "core/timer.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/threads.hpp"
@@ -31,13 +32,6 @@ double best_seconds(MPI_Comm comm, int repeats, Work&& work) {
     best = std::min(best, watch.seconds());
   }
   return best;
-}
-
-double mean_over_ranks(MPI_Comm comm, double local) {
-  int n = 1;
-  MPI_Comm_size(comm, &n);
-  MPI_Allreduce(MPI_IN_PLACE, &local, 1, MPI_DOUBLE, MPI_SUM, comm);
-  return local / n;
 }
 
 template <class E>

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/stats.hpp"
 #include "kernels/threads.hpp"
 #include "report.hpp"
 #include "sim/hardware.hpp"
@@ -16,11 +17,6 @@
 
 namespace paralab::dlrm_a2a {
 namespace {
-
-double mean_after_first(const std::vector<double>& v) {
-  if (v.size() < 2) return v.empty() ? 0 : v[0];
-  return std::accumulate(v.begin() + 1, v.end(), 0.0) / double(v.size() - 1);
-}
 
 // The measured run's ratios per table and codec seconds per raw byte, or
 // the given ones.

@@ -8,24 +8,13 @@
 #include <vector>
 
 #include "core/errors.hpp"
+#include "core/stats.hpp"
 #include "dlrm/distributed.hpp"
 #include "dlrm/error_bounds.hpp"
 #include "kernels/threads.hpp"
 
 namespace paralab::dlrm_a2a {
-namespace {
-
-double mean_after_first(const std::vector<double>& v) {
-  if (v.size() < 2) return v.empty() ? 0 : v[0];
-  return std::accumulate(v.begin() + 1, v.end(), 0.0) / double(v.size() - 1);
-}
-
-void sum_over_ranks(MPI_Comm comm, std::vector<double>& v, MPI_Op op = MPI_SUM) {
-  if (!v.empty())
-    MPI_Allreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_DOUBLE, op, comm);
-}
-
-}  // namespace
+namespace {}  // namespace
 
 CodecRun train_codec(App& app, const Options& o, const Setup& setup, TrainingContext& context,
                      const std::string& codec, const Table& table) {
@@ -141,7 +130,7 @@ CodecRun train_codec(App& app, const Options& o, const Setup& setup, TrainingCon
       err.insert(err.end(), {t.max_error, t.bound});
     }
     sum_over_ranks(c, bytes);
-    sum_over_ranks(c, err, MPI_MAX);
+    max_over_ranks(c, err);
     for (size_t t = 0; t < stats->tables.size(); ++t) {
       auto& s = stats->tables[t];
       s.raw_bytes = size_t(bytes[3 * t]);

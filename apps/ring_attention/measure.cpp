@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/resources.hpp"
+#include "core/stats.hpp"
 #include "core/timer.hpp"
 #include "kernels/attention.hpp"
 #include "kernels/bf16.hpp"
@@ -58,18 +59,6 @@ float as_float(float x) {
 }
 float as_float(bf16 x) {
   return bf16_to_float(x);
-}
-
-double mean_over_ranks(MPI_Comm comm, double local) {
-  int n = 1;
-  MPI_Comm_size(comm, &n);
-  MPI_Allreduce(MPI_IN_PLACE, &local, 1, MPI_DOUBLE, MPI_SUM, comm);
-  return local / n;
-}
-
-double min_over_ranks(MPI_Comm comm, double local) {
-  MPI_Allreduce(MPI_IN_PLACE, &local, 1, MPI_DOUBLE, MPI_MIN, comm);
-  return local;
 }
 
 // --algo auto's inputs, measured in this run on these ranks: C, the attention

@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "core/errors.hpp"
+#include "core/stats.hpp"
 #include "core/timer.hpp"
 #include "harness/table.hpp"
 #include "harness/training.hpp"
@@ -145,17 +146,11 @@ std::vector<double> micro_batch_latencies(const parallel::Engine4D& engine,
     const int global = engine.dp_rank() * m + i;
     mine[static_cast<size_t>(engine.stage()) * total + global] = r.forward_s[i] + r.backward_s[i];
   }
-  MPI_Allreduce(MPI_IN_PLACE, mine.data(), static_cast<int>(mine.size()), MPI_DOUBLE, MPI_MAX,
-                comm);
+  max_over_ranks(comm, mine);
   std::vector<double> latency(total, 0.0);
   for (int s = 0; s < engine.grid().pp; ++s)
     for (int i = 0; i < total; ++i) latency[i] += mine[static_cast<size_t>(s) * total + i];
   return latency;
-}
-
-double max_over(MPI_Comm comm, double x) {
-  MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_MAX, comm);
-  return x;
 }
 
 // What one packing did, step by step (rank 0 keeps it).
@@ -324,20 +319,20 @@ PackingRun train_packing(App& app, const Options& o, PackingKind kind,
     const parallel::StepReport r = engine.train_step(batch, o.lr, o.clip);
     const std::vector<double> latency =
         micro_batch_latencies(engine, r, static_cast<int>(batch.size()), world.comm());
-    const double step_s = max_over(world.comm(), r.step_s);
-    const double bubble_s = max_over(world.comm(), r.bubble_s);
-    const double compute_s =
-        max_over(world.comm(), std::accumulate(r.forward_s.begin(), r.forward_s.end(), 0.0) +
-                                   std::accumulate(r.backward_s.begin(), r.backward_s.end(), 0.0));
+    const double step_s = max_over_ranks(world.comm(), r.step_s);
+    const double bubble_s = max_over_ranks(world.comm(), r.bubble_s);
+    const double compute_s = max_over_ranks(
+        world.comm(), std::accumulate(r.forward_s.begin(), r.forward_s.end(), 0.0) +
+                          std::accumulate(r.backward_s.begin(), r.backward_s.end(), 0.0));
     run.loss.push_back(r.loss);
     run.step_s.push_back(step_s);
     run.bubble_s.push_back(bubble_s);
     run.compute_s.push_back(compute_s);
-    run.tp_comm_s.push_back(max_over(world.comm(), r.tp_comm_s));
-    run.cp_comm_s.push_back(max_over(world.comm(), r.cp_comm_s));
-    run.pp_comm_s.push_back(max_over(world.comm(), r.pp_comm_s));
-    run.dp_comm_s.push_back(max_over(world.comm(), r.dp_comm_s));
-    run.pack_s.push_back(max_over(world.comm(), step.pack_seconds));
+    run.tp_comm_s.push_back(max_over_ranks(world.comm(), r.tp_comm_s));
+    run.cp_comm_s.push_back(max_over_ranks(world.comm(), r.cp_comm_s));
+    run.pp_comm_s.push_back(max_over_ranks(world.comm(), r.pp_comm_s));
+    run.dp_comm_s.push_back(max_over_ranks(world.comm(), r.dp_comm_s));
+    run.pack_s.push_back(max_over_ranks(world.comm(), step.pack_seconds));
     run.imbalance.push_back(packing::imbalance(step, workload));
     run.latency_imbalance.push_back(packing::latency_imbalance(latency));
     run.tokens.push_back(r.tokens);

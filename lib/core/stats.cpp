@@ -76,4 +76,47 @@ TimeMatrix gather_samples(MPI_Comm comm, std::span<const double> local, int root
   return m;
 }
 
+double mean_after_first(std::span<const double> values) {
+  if (values.size() < 2) return values.empty() ? 0 : values[0];
+  double sum = 0;
+  for (size_t i = 1; i < values.size(); ++i) sum += values[i];
+  return sum / double(values.size() - 1);
+}
+
+namespace {
+
+double reduce_one(MPI_Comm comm, double value, MPI_Op op) {
+  MPI_Allreduce(MPI_IN_PLACE, &value, 1, MPI_DOUBLE, op, comm);
+  return value;
+}
+
+void reduce_each(MPI_Comm comm, std::vector<double>& values, MPI_Op op) {
+  if (!values.empty())
+    MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, op,
+                  comm);
+}
+
+}  // namespace
+
+double sum_over_ranks(MPI_Comm comm, double value) {
+  return reduce_one(comm, value, MPI_SUM);
+}
+double mean_over_ranks(MPI_Comm comm, double value) {
+  int n = 1;
+  MPI_Comm_size(comm, &n);
+  return reduce_one(comm, value, MPI_SUM) / n;
+}
+double min_over_ranks(MPI_Comm comm, double value) {
+  return reduce_one(comm, value, MPI_MIN);
+}
+double max_over_ranks(MPI_Comm comm, double value) {
+  return reduce_one(comm, value, MPI_MAX);
+}
+void sum_over_ranks(MPI_Comm comm, std::vector<double>& values) {
+  reduce_each(comm, values, MPI_SUM);
+}
+void max_over_ranks(MPI_Comm comm, std::vector<double>& values) {
+  reduce_each(comm, values, MPI_MAX);
+}
+
 }  // namespace paralab

@@ -34,6 +34,19 @@ struct TimeMatrix {
   std::vector<double> mean_over_ranks() const;
 };
 
+// The mean of the values after the first (a warm-up step); the first alone
+// when there is only one, 0 for none.
+double mean_after_first(std::span<const double> values);
+
+// Collective statistics over the ranks of `comm`, the same on every rank: of
+// one value, or of each element of `values` in place (same length everywhere).
+double sum_over_ranks(MPI_Comm comm, double value);
+double mean_over_ranks(MPI_Comm comm, double value);
+double min_over_ranks(MPI_Comm comm, double value);
+double max_over_ranks(MPI_Comm comm, double value);
+void sum_over_ranks(MPI_Comm comm, std::vector<double>& values);
+void max_over_ranks(MPI_Comm comm, std::vector<double>& values);
+
 // Collective: gathers every rank's per-iteration samples (same count on every
 // rank) into a TimeMatrix on `root`; other ranks get an empty matrix.
 TimeMatrix gather_samples(MPI_Comm comm, std::span<const double> local, int root = 0);

@@ -55,3 +55,10 @@ TEST(TimeMatrix, ReducesOverRanksPerIteration) {
   EXPECT_EQ(m.max_over_ranks(), (std::vector<double>{5, 8}));
   EXPECT_EQ(m.mean_over_ranks(), (std::vector<double>{3, 4}));
 }
+
+TEST(Stats, MeanAfterFirstSkipsTheWarmUpStep) {
+  const std::vector<double> steps = {100, 2, 4};
+  EXPECT_DOUBLE_EQ(paralab::mean_after_first(steps), 3);
+  EXPECT_DOUBLE_EQ(paralab::mean_after_first(std::vector<double>{7}), 7);
+  EXPECT_DOUBLE_EQ(paralab::mean_after_first(std::vector<double>{}), 0);
+}
