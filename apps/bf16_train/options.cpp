@@ -5,6 +5,7 @@
 
 #include "bf16_train.hpp"
 #include "core/errors.hpp"
+#include "core/options.hpp"
 #include "harness/training.hpp"
 
 namespace paralab::bf16_train {
@@ -32,7 +33,7 @@ void add_options(CLI::App& cli, Options& o) {
       ->capture_default_str()
       ->group(data);
   cli.add_option("--order", o.order, "markov: tokens of context the next token depends on")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(data);
   cli.add_option("--concentration", o.concentration,
@@ -66,27 +67,27 @@ void add_options(CLI::App& cli, Options& o) {
       ->group(model);
   auto* train = "Training";
   cli.add_option("--batch", o.batch, "Sequences per step, global (split over the ranks)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(train);
   cli.add_option("--steps", o.steps, "Optimizer steps")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(train);
   cli.add_option("--lr", o.lr, "Peak learning rate")->capture_default_str()->group(train);
   cli.add_option("--warmup", o.warmup,
                  "Linear warm-up steps, then cosine decay to --min-lr; default 10% of --steps")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_number())
       ->group(train);
   cli.add_option("--min-lr", o.min_lr, "Learning rate at the last step; default --lr / 10")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_number())
       ->group(train);
   cli.add_option("--weight-decay", o.weight_decay, "Decoupled weight decay of the matrices")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_number())
       ->capture_default_str()
       ->group(train);
   cli.add_option("--clip", o.clip, "Global gradient-norm clipping; 0: none")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_number())
       ->capture_default_str()
       ->group(train);
   cli.add_option("--optimizer", o.optimizer, "adamw (betas 0.9, 0.95) or sgd (with --momentum)")
@@ -99,12 +100,12 @@ void add_options(CLI::App& cli, Options& o) {
       ->group(train);
   cli.add_option("--eval-every", o.eval_every,
                  "Held-out loss (and a table row) every this many steps, and at the last")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(train);
   cli.add_option("--eval-batches", o.eval_batches,
                  "Held-out batches (of --batch sequences, the same ones every time) per evaluation")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(train);
   auto* state = "Checkpoints";
@@ -114,7 +115,7 @@ void add_options(CLI::App& cli, Options& o) {
       ->group(state);
   cli.add_option("--checkpoint-every", o.checkpoint_every,
                  "Steps between checkpoints; 0: at the end")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_number())
       ->capture_default_str()
       ->group(state);
   cli.add_option("--resume", o.resume,
@@ -125,7 +126,7 @@ void add_options(CLI::App& cli, Options& o) {
          "--stop-at", o.stop_at,
          "Stop each policy after this many steps (as a job's time limit would), with a "
          "checkpoint when --checkpoint is given; --resume continues it. 0: train all --steps")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_number())
       ->capture_default_str()
       ->group(state);
   cli.add_option("--init-seed", o.init_seed,

@@ -30,6 +30,7 @@
 
 #include "comm/comm.hpp"
 #include "core/errors.hpp"
+#include "core/options.hpp"
 #include "dlrm/compressed_exchange.hpp"
 #include "dlrm/data.hpp"
 #include "dlrm/distributed.hpp"
@@ -61,23 +62,23 @@ struct Options {
 void add_options(CLI::App& cli, Options& o) {
   const char* model = "Model and training";
   cli.add_option("--embedding-dim", o.embedding_dim, "Embedding dimension d")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(model);
   cli.add_option("--max-rows", o.max_rows, "Cap on the rows of a Criteo Kaggle table")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(model);
   cli.add_option("--pooling", o.pooling, "Indices per lookup (bag size; 1 in Criteo)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(model);
   cli.add_option("--batch", o.batch, "Samples per training step, and of the captured exchange")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(model);
   cli.add_option("--steps", o.steps, "Training steps before the capture")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_number())
       ->capture_default_str()
       ->group(model);
   cli.add_option("--lr", o.lr, "SGD learning rate (MLPs and tables)")
@@ -106,7 +107,7 @@ void add_options(CLI::App& cli, Options& o) {
       ->capture_default_str()
       ->group(comp);
   cli.add_option("--repeats", o.repeats, "Timed compressions and decompressions per block (median)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(comp);
   cli.add_option("--link-GBps", o.link_GBps,

@@ -28,23 +28,23 @@ void add_options(CLI::App& cli, Options& o) {
       ->capture_default_str()
       ->group(model);
   cli.add_option("--embedding-dim", o.embedding_dim, "Embedding dimension d")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(model);
   cli.add_option("--max-rows", o.max_rows, "criteo-kaggle: cap on the rows of a table")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(model);
   cli.add_option("--pooling", o.pooling, "Indices per lookup (bag size)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(model);
   cli.add_option("--tables", o.tables, "custom: tables")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(model);
   cli.add_option("--rows", o.rows, "custom: rows per table")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(model);
   cli.add_option("--sharding", o.sharding,
@@ -57,15 +57,15 @@ void add_options(CLI::App& cli, Options& o) {
       ->capture_default_str()
       ->group(train);
   cli.add_option("--steps", o.steps, "Training steps")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(train);
   cli.add_option("--eval-every", o.eval_every, "Steps between evaluations (and the last step)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(train);
   cli.add_option("--eval-batches", o.eval_batches, "Held-out batches (of --batch) per evaluation")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(train);
   cli.add_option("--optimizer", o.optimizer,

@@ -17,17 +17,17 @@ void add_options(CLI::App& cli, Options& o) {
                   "Tokens already in the KV cache before them (persistent-KV prefill; decode: "
                   "each request's context)");
   cli.add_option("--heads", o.heads, "Query heads")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str();
   cli.add_option("--kv-heads", o.kv_heads, "Key/value heads (grouped-query attention)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str();
   cli.add_option("--head-dim", o.head_dim, "Head dimension")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str();
   cli.add_option("--documents", o.documents,
                  "Equal documents fused into the sequence (document mask with causal); 1 = one")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str();
   cli.add_option("--sharding", o.sharding,
                  "load-balanced (2N chunks, rank i holds i and 2N-1-i) or contiguous")
@@ -42,10 +42,10 @@ void add_options(CLI::App& cli, Options& o) {
   cli.add_option("--decode-steps", o.decode_steps,
                  "Decode instead of prefill: this many steps, each one new token per request "
                  "(batched pass-Q; -T is ignored)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_number())
       ->capture_default_str();
   cli.add_option("--batch", o.batch, "Decode: requests in the batch, each with -P context")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str();
   cli.add_option("--profile", o.profile,
                  "Simulate: hardware profile, a built-in name (h100-gtt, h100-gti) or a JSON file")
@@ -53,7 +53,7 @@ void add_options(CLI::App& cli, Options& o) {
   cli.add_option("--sim-ranks", o.sim_ranks,
                  "Simulate: context-parallel ranks to predict, a comma list; default: the run's")
       ->delimiter(',')
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cli.add_option("--model", o.model,
                  "Simulate: none (the attention of one layer) or llama3-405b (whole prefill: "
                  "attention and linear layers of every layer, TP inside a node, CP across nodes)")
@@ -67,7 +67,7 @@ void add_options(CLI::App& cli, Options& o) {
   cli.add_option("--tp", o.tp,
                  "Simulate: tensor-parallel GPUs per CP rank (heads split over them; CP rank r "
                  "on GPU r*tp); default 8 with --model, else 1")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
 }
 
 std::vector<AlgoRequest> algo_requests(const Options& o) {

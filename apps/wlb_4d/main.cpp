@@ -23,17 +23,27 @@ void run(App& app) {
   if (sim::is_profile_path(o.profile)) inputs.push_back({"--profile", o.profile});
   agree_on_inputs(app.world(), inputs);
   // Options one mode would ignore are refused in it (none may be accepted silently).
-  if (app.common().mode == Mode::simulate)
-    reject_given(app.cli(),
-                 {"--tp", "--cp", "--pp", "--dp", "--packing", "--context", "--max-document",
-                  "--layers", "--d-model", "--heads", "--kv-heads", "--ffn", "--vocab", "--order",
-                  "--concentration", "--precision", "--lr", "--clip", "--threads"},
-                 "is for measure mode: simulate mode plays the paper's configurations "
-                 "(--config), each with its own model, grid and context, under plain, fixed and "
-                 "WLB packing");
-  else
-    reject_given(app.cli(), {"--profile", "--config", "--no-imbalance-table"},
+  const std::vector<std::string> grid_options = {"--tp", "--cp",      "--pp",
+                                                 "--dp", "--packing", "--context"};
+  const std::vector<std::string> training_options = {
+      "--max-document", "--layers", "--d-model", "--heads",         "--kv-heads",
+      "--ffn",          "--vocab",  "--order",   "--concentration", "--precision",
+      "--lr",           "--clip",   "--threads"};
+  if (app.common().mode == Mode::simulate) {
+    reject_given(app.cli(), training_options,
+                 "is for measure mode: simulate mode times the preset models (--config, or "
+                 "--sim-model for a grid of your own)");
+    if (o.sim_model.empty())
+      reject_given(app.cli(), grid_options,
+                   "applies in simulate mode only with --sim-model (a grid of your own); the "
+                   "paper's configurations (--config) bring their own");
+    else
+      reject_given(app.cli(), {"--config", "--no-imbalance-table"},
+                   "is for the paper's configurations, not with --sim-model");
+  } else {
+    reject_given(app.cli(), {"--profile", "--config", "--no-imbalance-table", "--sim-model"},
                  "is for --mode simulate");
+  }
   validate(o, app.common().mode);
   if (app.common().mode == Mode::simulate)
     run_simulate(app, o);

@@ -1,4 +1,5 @@
 // wlb_4d's command line and its cross-option checks.
+#include "core/options.hpp"
 #include "core/errors.hpp"
 #include "harness/training.hpp"
 #include "model/precision.hpp"
@@ -11,19 +12,19 @@ namespace {
 void add_grid_options(CLI::App& cli, Options& o) {
   auto* grid = "Grid (measure: tp x cp x pp x dp = ranks)";
   cli.add_option("--tp", o.tp, "Tensor-parallel degree (divides --kv-heads)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(grid);
   cli.add_option("--cp", o.cp, "Context-parallel degree")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(grid);
   cli.add_option("--pp", o.pp, "Pipeline stages (at most --layers)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(grid);
   cli.add_option("--dp", o.dp, "Data-parallel replicas")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(grid);
 }
@@ -48,15 +49,15 @@ void add_packing_options(CLI::App& cli, Options& o) {
                  "normal:mean=..,std=.. (fractions of the context) | mix:w*SPEC|w*SPEC | "
                  "file:PATH; default the paper-like long-tailed mixture")
       ->group(pack);
-  cli.add_option("--context", o.context, "Context length: the fixed micro-batch length")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str()
+  add_size_option(cli, "--context", o.context,
+                  "Context length: the fixed micro-batch length (sizes: 64k)")
+      ->check(positive_number())
       ->group(pack);
   cli.add_option("--max-document", o.max_document,
                  "Longest document the lengths may produce (longer ones are clipped); default "
                  "--context. plain cuts documents at the context; fixed and wlb keep them whole, "
                  "so they need it at most --context (fixed) or the wlb micro-batch limit")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_number())
       ->group(pack);
   cli.add_option("--max-length-factor", o.max_length_factor,
                  "wlb: longest micro-batch as a multiple of --context (>= 1)")
@@ -65,7 +66,7 @@ void add_packing_options(CLI::App& cli, Options& o) {
   cli.add_option("--micro-batches", o.micro_batches,
                  "Micro-batches per data-parallel replica and step; default 2 x --pp (simulate: "
                  "2 x each configuration's PP)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_number())
       ->group(pack);
   cli.add_option("--window", o.window, "fixed: global batches balanced together (1..64)")
       ->check(CLI::Range(1, 64))
@@ -98,7 +99,7 @@ void add_model_options(CLI::App& cli, Options& o) {
       ->capture_default_str()
       ->group(model);
   cli.add_option("--order", o.order, "Markov order of the language")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str()
       ->group(model);
   cli.add_option("--concentration", o.concentration,
@@ -116,11 +117,11 @@ void add_training_options(CLI::App& cli, Options& o) {
   cli.add_option("--steps", o.steps,
                  "Steps per packing (measure: trained, default 8; simulate: packed and "
                  "simulated, default 64)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->group(train);
   cli.add_option("--lr", o.lr, "AdamW learning rate")->capture_default_str()->group(train);
   cli.add_option("--clip", o.clip, "Global gradient-norm clipping (0: none)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_number())
       ->capture_default_str()
       ->group(train);
   cli.add_option("--threads", o.threads, "Kernel threads per rank; default: cores / local ranks")
@@ -137,6 +138,11 @@ void add_simulate_options(CLI::App& cli, Options& o) {
   cli.add_option("--config", o.configs,
                  "The paper's configurations, a comma list (550M-64K ... 70B-128K); default all")
       ->delimiter(',')
+      ->group(sim);
+  cli.add_option("--sim-model", o.sim_model,
+                 "Simulate one configuration of your own instead of the paper's: this model "
+                 "(550M, 7B, 30B or 70B) on the grid --tp/--cp/--pp/--dp at --context, under each "
+                 "--packing with --cp-sharding")
       ->group(sim);
   cli.add_flag("!--no-imbalance-table", o.imbalance_table,
                "Skip the 7B-128K imbalance table (plain, fixed 1/2/4/8, wlb 1/2/3 queues)")

@@ -1,8 +1,12 @@
 // Simulate mode: the paper's eight configurations under plain, fixed-length
 // and WLB packing on lib/sim (lib/wlb/reproduce.hpp), and the 7B-128K
 // imbalance table. Every number printed here is simulated.
+#include <cctype>
+
 #include "core/errors.hpp"
+#include "core/options.hpp"
 #include "harness/table.hpp"
+#include "sim/hardware.hpp"
 #include "wlb/presets.hpp"
 #include "wlb/reproduce.hpp"
 #include "wlb_4d.hpp"
@@ -27,7 +31,7 @@ wlb::ReproductionOptions reproduction_options(const Options& o, uint64_t seed) {
   return r;
 }
 
-void print_rows(const World& world, const wlb::ReproductionTable& t) {
+void print_rows(const World& world, const wlb::ReproductionTable& t, bool paper_summary = true) {
   Table table(world, {{"config", "", 9},
                       {"grid", "", 16},
                       {"packing", "", 7},
@@ -47,6 +51,7 @@ void print_rows(const World& world, const wlb::ReproductionTable& t) {
                      cell("%.3f", r.bubble_fraction), cell("%.3f", r.imbalance),
                      cell("%.3f", r.latency_imbalance), cell("%.2f", r.mean_delay),
                      cell("%.3fx", r.speedup)});
+  if (!paper_summary) return;
   world.printf(
       "# WLB over plain (simulated tokens/s): mean %.3fx (paper %.2fx), 64K %.3fx (paper %.2fx), "
       "128K %.3fx (paper %.2fx); WLB over fixed-length %.3fx\n",
@@ -133,11 +138,47 @@ void record_imbalance(App& app, const wlb::ImbalanceTable& t) {
   column("mean_delay", delay, "iterations");
 }
 
+// --sim-model: one configuration of the user's, each --packing with the
+// chosen (or each packing's default) CP sharding; speedups over plain when
+// plain is among them.
+void run_custom(App& app, const Options& o, const wlb::ReproductionOptions& options) {
+  World& world = app.world();
+  wlb::PaperConfig config;
+  config.model = o.sim_model;
+  config.context = o.context;
+  config.grid = {o.tp, o.cp, o.pp, o.dp};
+  config.micro_batches_per_replica = micro_batches_per_replica(o);
+  std::string context = format_size(static_cast<uint64_t>(o.context));  // "160k"
+  for (char& c : context) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  config.name = o.sim_model + "-" + context;  // as the presets: "7B-160K"
+  wlb::ReproductionTable table;
+  table.profile = sim::resolve_profile(o.profile).name;
+  for (packing::PackingKind kind : packings_of(o)) {
+    const wlb::PackingChoice choice{kind, o.window, o.queues, sharding_for(o, kind), true};
+    table.rows.push_back(wlb::simulate_packing(config, choice, options));
+  }
+  const wlb::ReproductionRow* plain = nullptr;
+  for (const auto& r : table.rows)
+    if (r.packing == "plain") plain = &r;
+  for (auto& r : table.rows) r.speedup = plain ? r.tokens_per_s / plain->tokens_per_s : 1;
+  app.open_results("sim");
+  world.printf(
+      "# wlb_4d simulate (SIMULATED on profile %s, %d steps per packing): %s on %s at "
+      "context %lld\n",
+      table.profile.c_str(), steps_of(o, Mode::simulate), o.sim_model.c_str(),
+      config.grid.describe().c_str(), static_cast<long long>(o.context));
+  print_rows(world, table, false);
+  if (world.is_root())
+    for (const auto& r : table.rows) record_row(app, r, table.profile);
+  app.finish();
+}
+
 }  // namespace
 
 void run_simulate(App& app, const Options& o) {
   World& world = app.world();
   const wlb::ReproductionOptions options = reproduction_options(o, app.common().seed);
+  if (!o.sim_model.empty()) return run_custom(app, o, options);
   // Every rank computes the same tables (they are cheap); errors in the
   // options surface on every rank before the result file exists.
   const wlb::ReproductionTable table = wlb::reproduce_paper(options);

@@ -47,6 +47,7 @@ struct Options {
   // Simulate mode.
   std::string profile = "h100-gtt";
   std::vector<std::string> configs;  // paper configurations; empty = all
+  std::string sim_model;             // a preset (550M, 7B, 30B, 70B): simulate this grid instead
   bool imbalance_table = true;
   bool allow_divergence = false;
 };

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 
@@ -93,6 +94,29 @@ CLI::Validator size_validator() {
         }
       },
       "SIZE", "size");
+}
+
+namespace {
+
+CLI::Validator number_at_least(double least, bool strict, const std::string& what) {
+  return CLI::Validator(
+      [least, strict, what](std::string& input) -> std::string {
+        double value = 0;
+        const bool number = CLI::detail::lexical_cast(input, value) && std::isfinite(value);
+        if (number && (strict ? value > least : value >= least)) return {};
+        return "must be " + what + ", not '" + input + "'";
+      },
+      strict ? "POSITIVE" : "NONNEGATIVE", strict ? "positive" : "non-negative");
+}
+
+}  // namespace
+
+CLI::Validator positive_number() {
+  return number_at_least(0, true, "a positive number");
+}
+
+CLI::Validator non_negative_number() {
+  return number_at_least(0, false, "a non-negative number");
 }
 
 void reject_given(const CLI::App& cli, const std::vector<std::string>& names,

@@ -28,6 +28,12 @@ std::string format_bytes(uint64_t bytes);
 // becomes the plain integer, so the recorded configuration is unambiguous.
 CLI::Validator size_validator();
 
+// Checks for numeric options with a plain message ("must be a positive number,
+// not 'abc'"): CLI11's PositiveNumber and NonNegativeNumber are ranges up to
+// DBL_MAX and print its 309 digits when the value is not a number.
+CLI::Validator positive_number();
+CLI::Validator non_negative_number();
+
 // add_option with size parsing; for vectors, a comma list (a sweep).
 template <class T>
 CLI::Option* add_size_option(CLI::App& app, const std::string& name, T& value,

@@ -1,4 +1,5 @@
 #include "harness/app.hpp"
+#include "core/options.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -63,7 +64,7 @@ App::App(World& world, AppInfo info, int argc, char** argv)
   cli_.get_formatter()->column_width(34);
   auto* common = "Common options";
   if (info_.has_sweep_repeats) {
-    // Ranges, not CLI::PositiveNumber, whose message for "-n abc" prints DBL_MAX in full.
+    // Ranges, not positive_number(), whose message for "-n abc" prints DBL_MAX in full.
     cli_.add_option("-n,--iters", common_.iters, "Timed iterations per sweep point")
         ->check(CLI::Range(1, 1000000000))
         ->capture_default_str()
