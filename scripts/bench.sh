@@ -20,6 +20,6 @@ paralab_mpirun -np "$PARALAB_RANKS" "$bin/comm_bench" --op all -b 1k -e 256M -f 
 for program in "$bin"/*_bench; do
   name=$(basename "$program")
   [[ "$name" == comm_bench ]] && continue
-  "$program" --benchmark_out="$out/$name.json" --benchmark_out_format=json
+  "$program" --benchmark_out="$out/$name.json" --benchmark_out_format=json -o "$out/$name.h5"
 done
 echo "# benchmarks written to $out"

@@ -19,7 +19,8 @@ paralab_mpirun -np 2 "$bin/comm_bench" --op sendrecv -b 256k -e 64M -f 2 -n 20 -
   -o "$tmp/comm.h5" >/dev/null
 "$bin/kernels_bench" --threads 1 --benchmark_min_time=0.5 \
   --benchmark_filter="BM_attention_nomask_f32/(1024|2048|4096)/|BM_attention_merge_into/32768/|BM_peak_fma_f32" \
-  --benchmark_out="$tmp/kernels.json" --benchmark_out_format=json >"$tmp/kernels.log" 2>&1
+  --benchmark_out="$tmp/kernels.json" --benchmark_out_format=json -o "$tmp/kernels.h5" \
+  >"$tmp/kernels.log" 2>&1
 "$PARALAB_PYTHON" "$here/make_profile.py" --comm "$tmp/comm.h5" --kernels "$tmp/kernels.json" \
   --block "$block" -o "$out"
 echo "# profile written to $out"

@@ -64,7 +64,8 @@ def run_ours(bench, seqlens, dtypes, threads, isa):
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "kb.json")
         cmd = [bench, f"--threads={threads}", f"--benchmark_filter=BM_({names})|sgemm_openblas/4096",
-               "--benchmark_min_time=0.5", f"--benchmark_out={out}", "--benchmark_out_format=json"]
+               "--benchmark_min_time=0.5", f"--benchmark_out={out}", "--benchmark_out_format=json",
+               "-o", os.path.join(tmp, "kb.h5")]
         if isa:
             cmd.append(f"--isa={isa}")
         run = subprocess.run(cmd, capture_output=True, text=True)

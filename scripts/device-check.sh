@@ -20,7 +20,8 @@ cmake -S . -B build-gpu -DPARALAB_CUDA=ON $PARALAB_DEVICE_CMAKE_FLAGS >"$out/con
   cmake --build build-gpu -j"$(nproc)" >"$out/build.log" 2>&1 || { tail -50 "$out/build.log"; exit 1; }
 
 (cd build-gpu && ctest -L 'cuda|unit|mpi' --output-on-failure -j4) 2>&1 | tail -60 | tee "$out/ctest.log"
-build-gpu/bin/kernels_bench --threads "$(nproc)" --benchmark_out="$out/kernels_bench.json" \
+build-gpu/bin/kernels_bench --threads "$(nproc)" -o "$out/kernels_bench.h5" \
+  --benchmark_out="$out/kernels_bench.json" \
   --benchmark_out_format=json 2>&1 | tee "$out/kernels_bench.txt" | tail -40
 env PATH="$host_path" LD_LIBRARY_PATH="$host_ld_library_path" \
   python3 scripts/sdpa_peer.py --out "$out/sdpa.json" 2>&1 | tee "$out/sdpa.txt" | tail -40

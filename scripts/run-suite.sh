@@ -27,7 +27,7 @@ run_comm_bench() {
 run_kernels_bench() {
   "$bin/kernels_bench" --threads "$PARALAB_RANKS" \
     --benchmark_filter='attention_causal_(f32|bf16)/(1024|4096)|gemm_(f32|bf16)/square|bf16_convert_from_f32/nearest' \
-    --benchmark_out="$out/kernels_bench.json" --benchmark_out_format=json
+    --benchmark_out="$out/kernels_bench.json" --benchmark_out_format=json -o "$out/kernels_bench.h5"
 }
 
 # Ring attention: every algorithm (and the automatic choice) at 2k and 4k

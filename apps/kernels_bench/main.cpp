@@ -12,10 +12,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 
+#include "bench/results.hpp"
+#include "core/errors.hpp"
 #include "kernels/cpu/isa.hpp"
 #include "kernels/threads.hpp"
 #include "support.hpp"
@@ -186,14 +189,30 @@ double now_seconds() {
 
 int main(int argc, char** argv) {
   using namespace paralab;
+  std::string command_line;
+  for (int i = 0; i < argc; ++i) {
+    if (i > 0) command_line += ' ';
+    command_line += argv[i];
+  }
+  const std::string out = bench::take_out_option(argc, argv, "kernels_bench");
   const int threads = kernels_bench::take_threads_option(argc, argv);
-  kernels_bench::take_isa_option(argc, argv);
-  kernels::set_threads(threads);
-  kernels_bench::measured.threads = threads;
-  bool listing = false;  // --benchmark_list_tests runs nothing: no limits to measure
+  bool listing = false;  // --benchmark_list_tests runs nothing: no limits to measure, no file
   for (int i = 1; i < argc; ++i)
     listing |= std::string(argv[i]).rfind("--benchmark_list_tests", 0) == 0 &&
                std::string(argv[i]) != "--benchmark_list_tests=false";
+  // Every run also lands in the suite's HDF5 schema (-o FILE; default results/...); the path
+  // is claimed before anything is measured.
+  std::unique_ptr<bench::BenchmarkResults> results;
+  try {
+    if (!listing)
+      results = std::make_unique<bench::BenchmarkResults>("kernels_bench", out, command_line);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "kernels_bench: error: %s\n", e.what());
+    return static_cast<int>(e.code());
+  }
+  kernels_bench::take_isa_option(argc, argv);
+  kernels::set_threads(threads);
+  kernels_bench::measured.threads = threads;
   if (!listing) {
     kernels_bench::measured.sgemm_gflops = kernels_bench::measure_sgemm_gflops();
     kernels_bench::measured.memory_GBps = kernels_bench::measure_memory_GBps();
@@ -209,7 +228,21 @@ int main(int argc, char** argv) {
   std::printf("kernels on instruction-set tier %s\n", kernels::cpu::isa_description().c_str());
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
+  if (listing) {
+    benchmark::RunSpecifiedBenchmarks();
+    return 0;
+  }
+  results->add_config("threads", std::to_string(threads));
+  results->add_config("isa", kernels::cpu::isa_description());
+  results->add_limit("sgemm_GFLOPs", kernels_bench::measured.sgemm_gflops);
+  results->add_limit("memory_GBps", kernels_bench::measured.memory_GBps);
+  int errors = 0;
+  try {
+    errors = results->run();
+  } catch (const Error& e) {
+    std::fprintf(stderr, "kernels_bench: error: %s\n", e.what());
+    return static_cast<int>(e.code());
+  }
   benchmark::Shutdown();
-  return 0;
+  return errors > 0 ? static_cast<int>(ExitCode::runtime) : 0;
 }

@@ -15,9 +15,12 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "bench/results.hpp"
+#include "core/errors.hpp"
 #include "packing/packing.hpp"
 
 namespace paralab::packing {
@@ -113,6 +116,22 @@ void BM_pack(benchmark::State& state, const Variant& variant) {
 
 int main(int argc, char** argv) {
   using namespace paralab::packing;
+  std::string command_line;
+  for (int i = 0; i < argc; ++i) {
+    if (i > 0) command_line += ' ';
+    command_line += argv[i];
+  }
+  const std::string out = paralab::bench::take_out_option(argc, argv, "packing_bench");
+  // Every run also lands in the suite's HDF5 schema (-o FILE; default results/...); the path
+  // is claimed before anything runs.
+  std::unique_ptr<paralab::bench::BenchmarkResults> results;
+  try {
+    results =
+        std::make_unique<paralab::bench::BenchmarkResults>("packing_bench", out, command_line);
+  } catch (const paralab::Error& e) {
+    std::fprintf(stderr, "packing_bench: error: %s\n", e.what());
+    return static_cast<int>(e.code());
+  }
   print_table();
   for (const Variant& variant : variants())
     benchmark::RegisterBenchmark(("BM_pack/" + variant.name).c_str(), BM_pack, variant)
@@ -121,7 +140,13 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMillisecond);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
+  int errors = 0;
+  try {
+    errors = results->run();
+  } catch (const paralab::Error& e) {
+    std::fprintf(stderr, "packing_bench: error: %s\n", e.what());
+    return static_cast<int>(e.code());
+  }
   benchmark::Shutdown();
-  return 0;
+  return errors > 0 ? static_cast<int>(paralab::ExitCode::runtime) : 0;
 }
