@@ -34,7 +34,8 @@ run_kernels_bench() {
 # tokens on one rank and on all, one thread each, checked against
 # single-rank attention; persistent-KV prefill; decode; the same prefill
 # simulated on this machine's calibrated profile (one plot: measured solid,
-# simulated dashed); and the Llama3-405B prefill on the paper's H100 clusters.
+# simulated dashed); the Llama3-405B prefill on the paper's H100 clusters; and
+# the paper's measured tables against simulate mode (reproduce-cp-paper.sh).
 run_ring_attention() {
   local ra=("$bin/ring_attention" --threads 1 -n 3 -w 1)
   for ranks in 1 "$PARALAB_RANKS"; do
@@ -50,6 +51,8 @@ run_ring_attention() {
     --sim-ranks 1,2,4,8 -o "$out/ring_attention_sim.h5"
   "$bin/ring_attention" --mode simulate --profile h100-gtt --model llama3-405b -d bf16 \
     --algo pass-kv,auto -T 128k,1000000 --sim-ranks 1,2,4,8,16 -o "$out/ring_attention_llama.h5"
+  # The CP paper's measured tables against simulate mode (paper, simulated, error per case).
+  "$here/reproduce-cp-paper.sh" --bin "$bin/ring_attention" | tee "$out/cp_paper_tables.txt"
   "$PARALAB_PYTHON" "$here/plot.py" "$out"/ring_attention_np*.h5 "$out/ring_attention_sim.h5" \
     --x ranks --y time_ms_median --series algo_requested --where T=4096 \
     --where algo_requested=pass_kv,pass_q,all_gather --logy -o "$out/ring_attention_scaling.png"
