@@ -33,7 +33,7 @@ class BenchmarkResults {
 
   // After benchmark::Initialize: runs the benchmarks the command line selects with the
   // console reporter, then writes the result file and prints its path. Returns the number of
-  // runs that reported an error.
+  // runs that reported an error (skipped: no GPU, a tier this CPU lacks; each point keeps it).
   int run();
 
  private:
