@@ -275,8 +275,7 @@ SimulatedStep simulate_step(const StepModelInputs& in, const CompressionModel& c
   const sim::HardwareProfile& hw = in.hardware;
   step.input_s = alltoallv_s(hw, input_length_bytes(in.config, plan, split)) +
                  alltoallv_s(hw, input_index_bytes(in.config, plan, split));
-  // Ranks packed node by node: the group spans this many nodes.
-  const sim::GroupShape group{ranks, (ranks - 1) / hw.gpus_per_node + 1};
+  const sim::GroupShape group = sim::strided_group(hw, ranks);
   auto collective = [&](sim::Collective kind, double bytes) {
     return sim::collective_time(hw, kind, group, bytes).seconds;
   };

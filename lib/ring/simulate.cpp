@@ -21,12 +21,6 @@ double merge_bytes(double rows, double D) {
   return 3 * rows * (D + 1) * kFloatBytes;
 }
 
-// The ring's GPUs as a collective sees them: rank r on GPU r * stride.
-sim::GroupShape group_shape(const SimulationSetup& setup, int ranks) {
-  const int per_node = setup.hardware.gpus_per_node;
-  return {ranks, (ranks - 1) * setup.gpu_stride / per_node + 1};
-}
-
 struct StepTasks {
   TaskId attention, merge, end;  // end: the step's wait, zero length, after the compute
   double transfer_s = 0;         // the step's outgoing transfer
@@ -85,16 +79,14 @@ class Player {
   }
 
   double transfer_s(int from, int to, double bytes) const {
-    const int a = from * setup_.gpu_stride, b = to * setup_.gpu_stride;
-    const int nodes =
-        a / setup_.hardware.gpus_per_node == b / setup_.hardware.gpus_per_node ? 1 : 2;
-    return sim::collective_time(setup_.hardware, sim::Collective::send_recv, {2, nodes}, bytes)
-        .seconds;
+    const sim::GroupShape pair =
+        sim::pair_group(setup_.hardware, from * setup_.gpu_stride, to * setup_.gpu_stride);
+    return sim::collective_time(setup_.hardware, sim::Collective::send_recv, pair, bytes).seconds;
   }
 
   double collective_s(sim::Collective kind, double bytes) const {
-    return sim::collective_time(setup_.hardware, kind, group_shape(setup_, s_.ranks), bytes)
-        .seconds;
+    const sim::GroupShape ring = sim::strided_group(setup_.hardware, s_.ranks, setup_.gpu_stride);
+    return sim::collective_time(setup_.hardware, kind, ring, bytes).seconds;
   }
 
   // Ring step k on every rank: transfers first (each needs both ends to have

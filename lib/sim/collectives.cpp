@@ -187,6 +187,17 @@ std::string_view collective_name(Collective kind) {
   return "?";
 }
 
+GroupShape strided_group(const HardwareProfile& hw, int ranks, int stride) {
+  if (ranks < 1 || stride < 1)
+    throw std::invalid_argument("strided_group: ranks and stride must be positive");
+  const int last_gpu = (ranks - 1) * stride;
+  return {ranks, std::min(last_gpu / hw.gpus_per_node + 1, ranks)};
+}
+
+GroupShape pair_group(const HardwareProfile& hw, int gpu_a, int gpu_b) {
+  return {2, gpu_a / hw.gpus_per_node == gpu_b / hw.gpus_per_node ? 1 : 2};
+}
+
 CollectiveTime collective_time(const HardwareProfile& hw, Collective kind, GroupShape group,
                                double bytes) {
   validate(kind, group, bytes);

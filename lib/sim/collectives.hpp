@@ -36,6 +36,13 @@ struct GroupShape {
   int nodes = 1;
 };
 
+// `ranks` GPUs spaced `stride` apart on GPUs packed node by node (rank r on
+// GPU r * stride): they span nodes from the first GPU's to the last one's.
+GroupShape strided_group(const HardwareProfile& hardware, int ranks, int stride = 1);
+
+// The two GPUs of a point-to-point message: one node or two.
+GroupShape pair_group(const HardwareProfile& hardware, int gpu_a, int gpu_b);
+
 struct CollectiveTime {
   double seconds = 0;
   std::string algorithm;  // "ring", "tree", "p2p" or "alpha-beta"

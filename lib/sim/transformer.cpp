@@ -49,8 +49,7 @@ namespace {
 
 // The TP group's all-reduce of `bytes` inside one node.
 double tp_allreduce_s(const HardwareProfile& hw, int tp, double bytes) {
-  const int nodes = (tp - 1) / hw.gpus_per_node + 1;
-  return collective_time(hw, Collective::all_reduce, {tp, nodes}, bytes).seconds;
+  return collective_time(hw, Collective::all_reduce, strided_group(hw, tp), bytes).seconds;
 }
 
 }  // namespace
@@ -108,9 +107,9 @@ double per_pass_s(const TransformerShape& s, double tokens, double outputs, int 
   seconds +=
       model.gemm_s(2 * outputs * d * head_vocab, (d * head_vocab + outputs * (d + head_vocab)) * e);
   if (tp > 1) {
-    const int nodes = (tp - 1) / hw.gpus_per_node + 1;
     seconds +=
-        collective_time(hw, Collective::all_gather, {tp, nodes}, outputs * vocab * 4).seconds;
+        collective_time(hw, Collective::all_gather, strided_group(hw, tp), outputs * vocab * 4)
+            .seconds;
   }
   seconds += model.memory_s(outputs * vocab * 4);  // sampling reads the FP32 logits
   return seconds;

@@ -21,8 +21,7 @@ using sim::TaskId;
 // by node), costed by the profile's communication model (sim/collectives.hpp).
 double collective_s(const sim::HardwareProfile& hw, sim::Collective kind, int ranks, int stride,
                     double bytes) {
-  const int nodes = (ranks - 1) * stride / hw.gpus_per_node + 1;
-  return sim::collective_time(hw, kind, {ranks, std::min(nodes, ranks)}, bytes).seconds;
+  return sim::collective_time(hw, kind, sim::strided_group(hw, ranks, stride), bytes).seconds;
 }
 
 double max_of(const std::vector<double>& values) {

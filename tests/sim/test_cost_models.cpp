@@ -82,6 +82,18 @@ TEST(Collectives, RejectsImpossibleGroups) {
   EXPECT_THROW(collective_time(hw, Collective::all_reduce, {2, 1}, -1), std::invalid_argument);
 }
 
+TEST(Collectives, GroupsSpanTheNodesOfTheirGpus) {
+  const HardwareProfile hw = find_profile("h100-gtt");  // 8 GPUs a node
+  EXPECT_EQ(strided_group(hw, 8).nodes, 1);
+  EXPECT_EQ(strided_group(hw, 9).nodes, 2);
+  EXPECT_EQ(strided_group(hw, 4, 8).nodes, 4);    // CP4 over TP8 groups: one GPU a node
+  EXPECT_EQ(strided_group(hw, 3, 3).nodes, 1);    // GPUs 0, 3, 6
+  EXPECT_EQ(strided_group(hw, 2, 100).nodes, 2);  // never more nodes than ranks
+  EXPECT_EQ(pair_group(hw, 7, 8).nodes, 2);
+  EXPECT_EQ(pair_group(hw, 8, 15).nodes, 1);
+  EXPECT_THROW(strided_group(hw, 0), std::invalid_argument);
+}
+
 TEST(ComputeModel, ThinGemmsStreamTheirWeights) {
   const HardwareProfile hw = find_profile("h100-gtt");
   const TransformerShape m = llama3_405b();
