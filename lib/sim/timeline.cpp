@@ -146,6 +146,23 @@ std::vector<TaskId> Timeline::add_collective(std::span<const int> ranks, Resourc
   return groups_[group];
 }
 
+void Timeline::join(std::span<const TaskId> tasks) {
+  if (tasks.empty()) throw std::invalid_argument("Timeline: join needs tasks");
+  std::set<int> seen;
+  for (TaskId t : tasks) {
+    check_task(t, "task to join");
+    if (tasks_[t].group != kNone)
+      throw std::invalid_argument("Timeline: " + describe(t) + " is already in a collective");
+    if (!seen.insert(tasks_[t].record.rank).second)
+      throw std::invalid_argument("Timeline: a collective has two tasks on rank " +
+                                  std::to_string(tasks_[t].record.rank));
+  }
+  const size_t group = groups_.size();
+  groups_.emplace_back(tasks.begin(), tasks.end());
+  for (TaskId t : tasks) tasks_[t].group = group;
+  ran_ = false;
+}
+
 std::vector<TaskId> Timeline::predecessors(TaskId id) const {
   std::vector<TaskId> preds = tasks_[id].deps;
   if (tasks_[id].stream_prev != kNone) preds.push_back(tasks_[id].stream_prev);

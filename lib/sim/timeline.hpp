@@ -69,6 +69,11 @@ class Timeline {
                                      double duration_s, std::vector<TaskId> deps = {},
                                      std::string label = "");
 
+  // Makes tasks already added, on distinct ranks and in no collective yet, a
+  // synchronising collective: they start together at the latest of their
+  // ready times. Lets a program add each rank's part in that rank's order.
+  void join(std::span<const TaskId> tasks);
+
   // Computes every task's start and end. Throws std::logic_error naming the
   // tasks of a dependency cycle. Adding tasks afterwards needs another run().
   void run();

@@ -1,0 +1,216 @@
+// The simulate executor; see play.hpp. Four passes over the program: one
+// timeline task per operation in each rank's issue order (so each stream
+// keeps its order), receives matched to their sends, dependencies wired
+// (explicit ones and the host's blocking waits), collectives joined.
+#include "schedule/play.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <tuple>
+
+namespace paralab::schedule {
+namespace {
+
+using sim::Resource;
+using sim::TaskId;
+constexpr TaskId kNoTask = static_cast<TaskId>(-1);
+
+[[noreturn]] void fail(const std::string& message) {
+  throw std::invalid_argument("schedule: " + message);
+}
+
+std::string where(const Op& op, int rank, OpId id) {
+  return "'" + op.label + "' (rank " + std::to_string(rank) + ", operation " + std::to_string(id) +
+         ")";
+}
+
+class Player {
+ public:
+  Player(const Program& program, const sim::HardwareProfile& hw, const PlayOptions& options,
+         sim::Timeline& timeline, std::vector<std::vector<TaskId>>& tasks)
+      : p_(program),
+        hw_(hw),
+        options_(options),
+        model_(sim::compute_model(hw, options.precision)),
+        timeline_(timeline),
+        tasks_(tasks),
+        host_(timeline.add_resource("host", sim::ResourceKind::compute)) {}
+
+  void run() {
+    add_tasks();
+    match_messages();
+    wire_dependencies();
+    join_collectives();
+    timeline_.run();
+  }
+
+ private:
+  double comm_seconds(int rank, const Op& op) const {
+    if (op.kind == OpKind::send)
+      return sim::collective_time(hw_, sim::Collective::send_recv,
+                                  sim::pair_group(hw_, p_.gpu(rank), p_.gpu(op.peer)), op.bytes)
+          .seconds;
+    std::set<int> nodes;
+    const Group& g = p_.group(op.group);
+    for (int r : g.ranks) nodes.insert(p_.gpu(r) / hw_.gpus_per_node);
+    const sim::GroupShape shape{int(g.ranks.size()), int(nodes.size())};
+    return sim::collective_time(hw_, op.collective, shape, op.bytes).seconds;
+  }
+
+  // Pass 1: a task per operation (receives get theirs in pass 2).
+  void add_tasks() {
+    for (int r = 0; r < p_.ranks(); ++r) {
+      const std::vector<Op>& ops = p_.ops(r);
+      std::vector<TaskId>& tasks = tasks_[r];
+      std::vector<double> seconds(ops.size(), 0.0);
+      for (OpId i = 0; i < ops.size(); ++i) {
+        const Op& op = ops[i];
+        switch (op.kind) {
+          case OpKind::compute: {
+            double t = compute_seconds(op.cost, model_);
+            if (op.beside != kNoOp) {
+              // While the transfer runs, the kernel gets 1 - slowdown of the GPU.
+              const double slowdown = hw_.comm_compute_slowdown;
+              t += std::min(t, seconds[op.beside]) * slowdown / (1 - slowdown);
+            }
+            seconds[i] = t;
+            tasks.push_back(timeline_.add(r, Resource::compute, t, {}, op.label));
+            break;
+          }
+          case OpKind::send:
+          case OpKind::collective:
+            seconds[i] = comm_seconds(r, op);
+            tasks.push_back(timeline_.add(r, Resource::comm, seconds[i], {}, op.label));
+            break;
+          case OpKind::wait:
+            tasks.push_back(timeline_.add(r, host_, 0, {}, op.label));
+            break;
+          case OpKind::recv:
+            tasks.push_back(kNoTask);
+            break;
+        }
+      }
+    }
+  }
+
+  // Pass 2: the n-th receive from a peer with a tag takes the n-th such send.
+  void match_messages() {
+    std::map<std::tuple<int, int, int>, std::vector<OpId>> sends;  // (from, to, tag)
+    for (int r = 0; r < p_.ranks(); ++r)
+      for (OpId i = 0; i < p_.ops(r).size(); ++i)
+        if (const Op& op = p_.op(r, i); op.kind == OpKind::send)
+          sends[{r, op.peer, op.tag}].push_back(i);
+    std::map<std::tuple<int, int, int>, size_t> taken;
+    for (int r = 0; r < p_.ranks(); ++r)
+      for (OpId i = 0; i < p_.ops(r).size(); ++i) {
+        const Op& op = p_.op(r, i);
+        if (op.kind != OpKind::recv) continue;
+        const auto key = std::make_tuple(op.peer, r, op.tag);
+        const std::vector<OpId>& candidates = sends[key];
+        const size_t n = taken[key]++;
+        if (n >= candidates.size())
+          fail(where(op, r, i) + " has no matching send from rank " + std::to_string(op.peer) +
+               " with tag " + std::to_string(op.tag));
+        const Op& send = p_.op(op.peer, candidates[n]);
+        if (send.bytes != op.bytes)
+          fail(where(op, r, i) + " expects " + std::to_string(op.bytes) + " bytes, " +
+               where(send, op.peer, candidates[n]) + " sends " + std::to_string(send.bytes));
+        tasks_[r][i] = tasks_[op.peer][candidates[n]];
+      }
+    for (const auto& [key, candidates] : sends)
+      if (taken[key] < candidates.size()) {
+        const int from = std::get<0>(key);
+        const OpId id = candidates[taken[key]];
+        fail(where(p_.op(from, id), from, id) + " has no matching receive on rank " +
+             std::to_string(std::get<1>(key)));
+      }
+  }
+
+  // Pass 3: each operation waits for what it lists and for the host's last
+  // blocking point (a wait; with compute_blocks_host, a compute operation).
+  // A receive's dependencies hold back its send's transfer: the rendezvous.
+  void wire_dependencies() {
+    for (int r = 0; r < p_.ranks(); ++r) {
+      TaskId host_blocked_until = kNoTask;
+      for (OpId i = 0; i < p_.ops(r).size(); ++i) {
+        const Op& op = p_.op(r, i);
+        const TaskId task = tasks_[r][i];
+        for (OpId dep : op.after) timeline_.add_dep(task, tasks_[r][dep]);
+        if (host_blocked_until != kNoTask) timeline_.add_dep(task, host_blocked_until);
+        if (op.kind == OpKind::wait || (op.kind == OpKind::compute && options_.compute_blocks_host))
+          host_blocked_until = task;
+      }
+    }
+  }
+
+  // Pass 4: the n-th collective of a group on each of its ranks run together.
+  void join_collectives() {
+    for (int g = 0; g < p_.group_count(); ++g) {
+      const Group& group = p_.group(g);
+      std::vector<std::vector<OpId>> issued(group.ranks.size());  // per member
+      for (size_t m = 0; m < group.ranks.size(); ++m)
+        for (OpId i = 0; i < p_.ops(group.ranks[m]).size(); ++i)
+          if (const Op& op = p_.op(group.ranks[m], i);
+              op.kind == OpKind::collective && op.group == g)
+            issued[m].push_back(i);
+      for (size_t m = 1; m < issued.size(); ++m)
+        if (issued[m].size() != issued[0].size())
+          fail("group '" + group.name + "': rank " + std::to_string(group.ranks[m]) + " issues " +
+               std::to_string(issued[m].size()) + " collectives, rank " +
+               std::to_string(group.ranks[0]) + " " + std::to_string(issued[0].size()));
+      for (size_t n = 0; n < issued[0].size(); ++n) {
+        const Op& first = p_.op(group.ranks[0], issued[0][n]);
+        std::vector<TaskId> members;
+        for (size_t m = 0; m < issued.size(); ++m) {
+          const Op& op = p_.op(group.ranks[m], issued[m][n]);
+          if (op.collective != first.collective || op.bytes != first.bytes)
+            fail("group '" + group.name + "': collective " + std::to_string(n) + " is " +
+                 where(op, group.ranks[m], issued[m][n]) + " on one rank and " +
+                 where(first, group.ranks[0], issued[0][n]) + " on another, or differs in size");
+          members.push_back(tasks_[group.ranks[m]][issued[m][n]]);
+        }
+        timeline_.join(members);
+      }
+    }
+  }
+
+  const Program& p_;
+  const sim::HardwareProfile& hw_;
+  const PlayOptions& options_;
+  sim::ComputeModel model_;
+  sim::Timeline& timeline_;
+  std::vector<std::vector<TaskId>>& tasks_;
+  Resource host_;  // zero-length tasks that mark where a rank's host waits
+};
+
+}  // namespace
+
+double compute_seconds(const ComputeCost& cost, const sim::ComputeModel& model) {
+  switch (cost.work) {
+    case Work::attention:
+      return model.attention_s(cost.flops, cost.shape, cost.bytes);
+    case Work::gemm:
+      return model.gemm_s(cost.flops, cost.bytes);
+    case Work::memory:
+      return model.memory_s(cost.bytes);
+    case Work::fixed:
+      return cost.seconds;
+  }
+  return 0;
+}
+
+const sim::TaskRecord& Played::record(int rank, OpId op) const {
+  return timeline_.task(tasks_.at(static_cast<size_t>(rank)).at(op));
+}
+
+Played play(const Program& program, const sim::HardwareProfile& hardware,
+            const PlayOptions& options) {
+  Played played(program.ranks());
+  played.tasks_.resize(static_cast<size_t>(program.ranks()));
+  Player(program, hardware, options, played.timeline_, played.tasks_).run();
+  return played;
+}
+
+}  // namespace paralab::schedule
