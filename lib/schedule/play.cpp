@@ -64,25 +64,27 @@ class Player {
     for (int r = 0; r < p_.ranks(); ++r) {
       const std::vector<Op>& ops = p_.ops(r);
       std::vector<TaskId>& tasks = tasks_[r];
-      std::vector<double> seconds(ops.size(), 0.0);
+      std::vector<double> overlap_left(ops.size(), 0.0);  // per transfer
       for (OpId i = 0; i < ops.size(); ++i) {
         const Op& op = ops[i];
         switch (op.kind) {
           case OpKind::compute: {
             double t = compute_seconds(op.cost, model_);
             if (op.beside != kNoOp) {
-              // While the transfer runs, the kernel gets 1 - slowdown of the GPU.
+              // While the transfer runs, the kernels beside it get 1 - slowdown
+              // of the GPU; they share the transfer's time in issue order.
               const double slowdown = hw_.comm_compute_slowdown;
-              t += std::min(t, seconds[op.beside]) * slowdown / (1 - slowdown);
+              const double covered = std::min(t, overlap_left[op.beside]);
+              overlap_left[op.beside] -= covered;
+              t += covered * slowdown / (1 - slowdown);
             }
-            seconds[i] = t;
             tasks.push_back(timeline_.add(r, Resource::compute, t, {}, op.label));
             break;
           }
           case OpKind::send:
           case OpKind::collective:
-            seconds[i] = comm_seconds(r, op);
-            tasks.push_back(timeline_.add(r, Resource::comm, seconds[i], {}, op.label));
+            overlap_left[i] = comm_seconds(r, op);
+            tasks.push_back(timeline_.add(r, Resource::comm, overlap_left[i], {}, op.label));
             break;
           case OpKind::wait:
             tasks.push_back(timeline_.add(r, host_, 0, {}, op.label));

@@ -18,10 +18,12 @@
 // - `wait` blocks the host until the operations it lists are complete: every
 //   operation issued after it starts after them.
 // - A compute operation may name a transfer in flight beside it (`beside`):
-//   the simulator slows it by the profile's comm_compute_slowdown.
+//   the simulator slows it by the profile's comm_compute_slowdown for as
+//   long as the transfer lasts (kernels beside one transfer share its time
+//   in issue order).
 //
-// Operations carry the executor's own reference (`step`, `item`, e.g. the
-// ring step and the kernel call within it), so the measure executor finds
+// Operations carry the executor's own reference (`role`, `step`, `item`, e.g.
+// "attention", the ring step and the kernel call within it), so the measure executor finds
 // the data an operation works on without a second copy of the control flow.
 #pragma once
 
@@ -83,8 +85,11 @@ inline ComputeCost fixed_cost(double seconds) {
   return c;
 }
 
-// The executor's reference of an operation; -1 where unused.
+// The executor's reference of an operation, -1 where unused: what the
+// operation is to the algorithm (its own enumeration), its step and the
+// item within the step.
 struct OpRef {
+  int role = -1;
   int step = -1;
   int item = -1;
 };

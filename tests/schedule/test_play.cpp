@@ -25,7 +25,9 @@ sim::HardwareProfile round_profile() {
   return hw;
 }
 
-ComputeCost fixed(double seconds) { return fixed_cost(seconds); }
+ComputeCost fixed(double seconds) {
+  return fixed_cost(seconds);
+}
 
 TEST(Play, ComputeOperationsArePricedByTheirWork) {
   Program p(1);
@@ -113,8 +115,12 @@ TEST(Play, TransfersBesideAKernelSlowIt) {
   const OpId send = p.send(0, 1, 9000, 0);  // 1 us + 9 us
   p.recv(1, 0, 9000, 0);
   const OpId kernel = p.compute(0, "attention", fixed(4e-6), {}, {}, send);
+  const OpId next = p.compute(0, "attention", fixed(10e-6), {}, {}, send);
+  const Played played = play(p, hw);
   // 4 us of kernel all beside the 10 us transfer: it gets half the GPU.
-  EXPECT_DOUBLE_EQ(play(p, hw).duration_s(0, kernel), 8e-6);
+  EXPECT_DOUBLE_EQ(played.duration_s(0, kernel), 8e-6);
+  // The next kernel shares the 6 us of transfer left; its other 4 us run at full speed.
+  EXPECT_DOUBLE_EQ(played.duration_s(0, next), 10e-6 + 6e-6);
 }
 
 TEST(Play, ARingOfSendRecvPairsDoesNotDeadlock) {
