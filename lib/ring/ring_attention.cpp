@@ -1,12 +1,13 @@
 // Context-parallel ring attention (pass-KV, pass-Q, all-gather); see
-// ring_attention.hpp. Each algorithm is one function of readable steps; what
-// they share (attention of a query shard against a key/value shard, piece by
-// piece, merged by LSE; padded message buffers) is written once above them.
+// ring_attention.hpp. The algorithms' control flow is their program
+// (program.hpp); the measure executor below binds its operations to the CPU
+// kernels and Communicator calls, on buffers laid out per algorithm.
 #include "ring/ring_attention.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -15,6 +16,7 @@
 #include "core/errors.hpp"
 #include "core/timer.hpp"
 #include "kernels/attention.hpp"
+#include "ring/program.hpp"
 #include "ring/schedule.hpp"
 
 namespace paralab::ring {
@@ -102,31 +104,6 @@ struct CallBases {
   float* lse;
 };
 
-// Runs one step's kernel calls, each merged by LSE into its queries'
-// accumulators; bases(call) says where the call's tensors are.
-template <class E, class Bases>
-void run_calls(const RingProblem& p, const std::vector<AttentionCall>& calls, Bases&& bases,
-               Scratch& scratch, StepTiming& timing) {
-  const size_t q_row = static_cast<size_t>(p.H) * p.D;
-  const size_t kv_row = static_cast<size_t>(p.H_kv) * p.D;
-  for (const AttentionCall& call : calls) {
-    const CallBases<E> base = bases(call);
-    const size_t rows = static_cast<size_t>(call.q.length) * p.H;
-    scratch.o.resize(rows * p.D);
-    scratch.lse.resize(rows);
-    const auto q_at = static_cast<size_t>(call.q_row), kv_at = static_cast<size_t>(call.kv_row);
-    Stopwatch watch;
-    kernels::cpu::attention_forward(attention_args(p, call), base.q + q_at * q_row,
-                                    base.k + kv_at * kv_row, base.v + kv_at * kv_row,
-                                    scratch.o.data(), scratch.lse.data());
-    timing.attention += watch.seconds();
-    watch.restart();
-    kernels::cpu::attention_merge_into(rows, p.D, base.o + q_at * q_row, base.lse + q_at * p.H,
-                                       scratch.o.data(), scratch.lse.data());
-    timing.merge += watch.seconds();
-  }
-}
-
 // Buffers ----------------------------------------------------------------------
 
 // Accumulators for `tokens` query tokens before any key: O = 0, LSE = -inf.
@@ -135,35 +112,6 @@ RingOutput empty_output(const RingProblem& p, size_t tokens) {
   out.o.assign(tokens * p.H * p.D, 0.0f);
   out.lse.assign(tokens * p.H, kNoKeys);
   return out;
-}
-
-// A message buffer of `count` elements in workspace storage. Padding past
-// the rank's own rows is never read by a kernel call, so it is not cleared.
-template <class E>
-struct Block {
-  E* ptr = nullptr;
-  size_t count = 0;
-  E* data() { return ptr; }
-  const E* data() const { return ptr; }
-  size_t size() const { return count; }
-};
-
-// One rank's K and V in a single message: K then V, each in its half.
-template <class E>
-struct KvBlock : Block<E> {
-  const E* k() const { return this->ptr; }
-  const E* v() const { return this->ptr + this->count / 2; }
-};
-
-template <class E>
-KvBlock<E> kv_block(RingWorkspace& ws, int slot, size_t elements) {
-  return {{ws.template buffer<E>(slot, elements), elements}};
-}
-
-template <class E>
-void pack_kv(KvBlock<E>& block, const LocalInputs<E>& in) {
-  std::copy(in.k.begin(), in.k.end(), block.ptr);
-  std::copy(in.v.begin(), in.v.end(), block.ptr + block.count / 2);
 }
 
 // pass-Q's partial results, one all-to-all slot of `slot` floats per rank:
@@ -180,8 +128,8 @@ struct PartialSlots {
       std::fill_n(lse(r), rows, kNoKeys);
     }
   }
-  float* o(int r) { return data + r * slot; }
-  float* lse(int r) { return o(r) + rows * D; }
+  float* o(int r) const { return data + r * slot; }
+  float* lse(int r) const { return o(r) + rows * D; }
 
   size_t rows, slot;
   float* data;
@@ -200,139 +148,158 @@ void check_inputs(const RingProblem& p, const RankLayout& layout, int rank,
         std::to_string(in.k.size()) + " of " + std::to_string(kv_size) + " elements)");
 }
 
-// The ring both pass-KV and pass-Q run: N steps; at each, the block in hand
-// leaves for the next rank while compute(step, block, timing) works on it
-// (the transfer is posted first, so it overlaps the compute), then the block
-// from the previous rank takes its place. Block: data() and size() elements.
-template <class Block, class Compute>
-void rotate_ring(comm::Communicator& comm, DType type, Block& held, Block& arriving,
-                 Compute&& compute, RingTiming& timing) {
-  const int ranks = comm.size();
-  for (int step = 0; step < ranks; ++step) {
-    StepTiming step_timing;
-    comm::Request transfer;
-    if (step + 1 < ranks)
-      transfer = comm.start_ring_step(held.data(), arriving.data(), held.size(), type);
-    compute(step, held, step_timing);
-    if (transfer.active()) step_timing.comm_wait = wait_timed(transfer);
-    std::swap(held, arriving);
-    timing.steps.push_back(step_timing);
+// The measure executor ---------------------------------------------------------
+
+// This rank's operations of the ring's program (program.hpp), each bound to
+// a kernel or a Communicator call; the control flow is the program's. The
+// algorithms differ only in where a kernel call's tensors are (bases()).
+template <class E>
+class Executor {
+ public:
+  Executor(comm::Communicator& comm, const RingProblem& p, const RankLayout& layout,
+           const RingSchedule& plan, const LocalInputs<E>& in, RingWorkspace& ws)
+      : comm_(comm), p_(p), plan_(plan), in_(in), me_(comm.rank()) {
+    out_ = empty_output(p, shard_tokens(layout.queries[me_]));
+    out_.timing.steps.resize(plan.steps[me_].size());
+    Stopwatch setup;
+    allocate(ws);
+    out_.timing.setup = setup.seconds();
   }
-}
 
-// The algorithms, each running its schedule ----------------------------------------
-
-template <class E>
-RingOutput run_pass_kv(comm::Communicator& comm, const RingProblem& p, const RankLayout& layout,
-                       const RingSchedule& plan, const LocalInputs<E>& in, RingWorkspace& ws) {
-  Stopwatch total;
-  const int me = comm.rank();
-  RingOutput out = empty_output(p, shard_tokens(layout.queries[me]));
-  Scratch scratch;
-
-  // Double buffering: `held` is attended while `arriving` receives the next block.
-  Stopwatch setup;
-  KvBlock<E> held = kv_block<E>(ws, 0, plan.block_elements);
-  KvBlock<E> arriving = kv_block<E>(ws, 1, plan.block_elements);
-  pack_kv(held, in);
-  out.timing.setup = setup.seconds();
-  rotate_ring(
-      comm, dtype_of<E>(), held, arriving,
-      [&](int step, const KvBlock<E>& block, StepTiming& timing) {
-        run_calls<E>(
-            p, plan.steps[me][step].calls,
-            [&](const AttentionCall&) {
-              return CallBases<E>{in.q.data(), block.k(), block.v(), out.o.data(), out.lse.data()};
-            },
-            scratch, timing);
-      },
-      out.timing);
-  out.timing.total = total.seconds();
-  return out;
-}
-
-template <class E>
-RingOutput run_pass_q(comm::Communicator& comm, const RingProblem& p, const RankLayout& layout,
-                      const RingSchedule& plan, const LocalInputs<E>& in, RingWorkspace& ws) {
-  Stopwatch total;
-  const int ranks = comm.size(), me = comm.rank();
-  RingOutput out = empty_output(p, shard_tokens(layout.queries[me]));
-  Scratch scratch;
-
-  // 1. Visiting query shards travel the ring (double-buffered, padded); each
-  //    one's partial result against the local K/V goes to its owner's slot.
-  Stopwatch setup;
-  Block<E> held{ws.template buffer<E>(0, plan.block_elements), plan.block_elements};
-  Block<E> arriving{ws.template buffer<E>(1, plan.block_elements), plan.block_elements};
-  std::copy(in.q.begin(), in.q.end(), held.ptr);
-  PartialSlots partials(ws, 2, p, plan.all2all_slot_floats, ranks);
-  PartialSlots mine(ws, 3, p, plan.all2all_slot_floats, ranks);
-  out.timing.setup = setup.seconds();
-  rotate_ring(
-      comm, dtype_of<E>(), held, arriving,
-      [&](int step, const Block<E>& block, StepTiming& timing) {
-        run_calls<E>(
-            p, plan.steps[me][step].calls,
-            [&](const AttentionCall& call) {
-              return CallBases<E>{block.data(), in.k.data(), in.v.data(), partials.o(call.q_owner),
-                                  partials.lse(call.q_owner)};
-            },
-            scratch, timing);
-      },
-      out.timing);
-
-  // 2. One all-to-all returns every partial to its owner: slot r of the
-  //    result holds rank r's partial for this rank's queries.
-  Stopwatch watch;
-  comm.alltoall(partials.data, mine.data, partials.slot, DType::f32);
-  out.timing.all2all = watch.seconds();
-
-  // 3. Merge the N partials of each query row by their LSE.
-  watch.restart();
-  std::vector<const float*> o_parts, lse_parts;
-  for (int r = 0; r < ranks; ++r) {
-    o_parts.push_back(mine.o(r));
-    lse_parts.push_back(mine.lse(r));
+  RingOutput run(const schedule::Program& program) {
+    Stopwatch total;
+    for (const schedule::Op& op : program.ops(me_)) execute(op);
+    out_.timing.total = total.seconds() + out_.timing.setup;
+    return std::move(out_);
   }
-  kernels::cpu::attention_merge(plan.final_merge_rows[me], p.D, o_parts, lse_parts, out.o.data(),
-                                out.lse.data());
-  out.timing.final_merge = watch.seconds();
-  out.timing.total = total.seconds();
-  return out;
-}
 
-template <class E>
-RingOutput run_all_gather(comm::Communicator& comm, const RingProblem& p, const RankLayout& layout,
-                          const RingSchedule& plan, const LocalInputs<E>& in, RingWorkspace& ws) {
-  Stopwatch total;
-  const int ranks = comm.size(), me = comm.rank();
-  RingOutput out = empty_output(p, shard_tokens(layout.queries[me]));
-  Scratch scratch;
-  StepTiming timing;
+ private:
+  // Message buffers, packed with this rank's block: the ring's two (the
+  // block in hand at step k is ring_[k % 2], the other receives the next),
+  // or all-gather's own block and the gathered ones; pass-Q's partial slots.
+  void allocate(RingWorkspace& ws) {
+    const size_t n = plan_.block_elements;
+    for (int b = 0; b < 2; ++b) ring_[b] = ws.template buffer<E>(b, n);
+    if (plan_.algorithm == Algorithm::pass_q) {
+      std::copy(in_.q.begin(), in_.q.end(), ring_[0]);
+      partials_.emplace(ws, 2, p_, plan_.all2all_slot_floats, comm_.size());
+      returned_.emplace(ws, 3, p_, plan_.all2all_slot_floats, comm_.size());
+      return;
+    }
+    // K then V, each in its half of the block.
+    std::copy(in_.k.begin(), in_.k.end(), ring_[0]);
+    std::copy(in_.v.begin(), in_.v.end(), ring_[0] + n / 2);
+    if (plan_.algorithm == Algorithm::all_gather)
+      gathered_ = ws.template buffer<E>(1, n * comm_.size());
+  }
 
-  // 1. Every rank's padded K/V block, gathered on every rank.
-  Stopwatch setup;
-  KvBlock<E> mine = kv_block<E>(ws, 0, plan.block_elements);
-  pack_kv(mine, in);
-  E* gathered = ws.template buffer<E>(1, mine.size() * ranks);
-  out.timing.setup = setup.seconds();
-  Stopwatch watch;
-  comm.allgather(mine.data(), gathered, mine.size(), dtype_of<E>());
-  timing.comm_wait = watch.seconds();
+  CallBases<E> bases(const AttentionCall& call, int step) {
+    const size_t half = plan_.block_elements / 2;
+    switch (plan_.algorithm) {
+      case Algorithm::pass_kv: {
+        const E* block = ring_[step % 2];
+        return {in_.q.data(), block, block + half, out_.o.data(), out_.lse.data()};
+      }
+      case Algorithm::pass_q:
+        return {ring_[step % 2], in_.k.data(), in_.v.data(), partials_->o(call.q_owner),
+                partials_->lse(call.q_owner)};
+      case Algorithm::all_gather: {
+        const E* block = gathered_ + call.kv_owner * plan_.block_elements;
+        return {in_.q.data(), block, block + half, out_.o.data(), out_.lse.data()};
+      }
+    }
+    throw std::logic_error("ring attention: unknown algorithm");
+  }
 
-  // 2. Local attention against every rank's block.
-  run_calls<E>(
-      p, plan.steps[me][0].calls,
-      [&](const AttentionCall& call) {
-        const E* block = gathered + call.kv_owner * mine.size();
-        return CallBases<E>{in.q.data(), block, block + mine.size() / 2, out.o.data(),
-                            out.lse.data()};
-      },
-      scratch, timing);
-  out.timing.steps.push_back(timing);
-  out.timing.total = total.seconds();
-  return out;
-}
+  void execute(const schedule::Op& op) {
+    const int k = op.ref.step;
+    switch (role_of(op)) {
+      case RingRole::ring_send:
+        break;  // posted together with its receive: one ring step
+      case RingRole::ring_recv:
+        transfer_ = comm_.start_ring_step(ring_[k % 2], ring_[(k + 1) % 2], plan_.block_elements,
+                                          dtype_of<E>());
+        break;
+      case RingRole::attention:
+        attention(plan_.steps[me_][k].calls[op.ref.item], k);
+        break;
+      case RingRole::merge:
+        merge(plan_.steps[me_][k].calls[op.ref.item], k);
+        break;
+      case RingRole::step_wait:
+        if (transfer_.active()) out_.timing.steps[k].comm_wait = wait_timed(transfer_);
+        break;
+      case RingRole::all_gather: {
+        Stopwatch watch;
+        comm_.allgather(ring_[0], gathered_, plan_.block_elements, dtype_of<E>());
+        out_.timing.steps[0].comm_wait = watch.seconds();
+        break;
+      }
+      case RingRole::all_to_all: {
+        // Slot r of the result holds rank r's partial for this rank's queries.
+        Stopwatch watch;
+        comm_.alltoall(partials_->data, returned_->data, partials_->slot, DType::f32);
+        out_.timing.all2all = watch.seconds();
+        break;
+      }
+      case RingRole::final_merge:
+        final_merge();
+        break;
+    }
+  }
+
+  void attention(const AttentionCall& call, int step) {
+    const CallBases<E> base = bases(call, step);
+    const size_t rows = static_cast<size_t>(call.q.length) * p_.H;
+    scratch_.o.resize(rows * p_.D);
+    scratch_.lse.resize(rows);
+    const size_t q_row = static_cast<size_t>(p_.H) * p_.D,
+                 kv_row = static_cast<size_t>(p_.H_kv) * p_.D;
+    const auto q_at = static_cast<size_t>(call.q_row), kv_at = static_cast<size_t>(call.kv_row);
+    Stopwatch watch;
+    kernels::cpu::attention_forward(attention_args(p_, call), base.q + q_at * q_row,
+                                    base.k + kv_at * kv_row, base.v + kv_at * kv_row,
+                                    scratch_.o.data(), scratch_.lse.data());
+    out_.timing.steps[step].attention += watch.seconds();
+  }
+
+  // The last attention call's partial, merged by LSE into its queries' accumulators.
+  void merge(const AttentionCall& call, int step) {
+    const CallBases<E> base = bases(call, step);
+    const size_t rows = static_cast<size_t>(call.q.length) * p_.H;
+    const auto q_at = static_cast<size_t>(call.q_row);
+    Stopwatch watch;
+    kernels::cpu::attention_merge_into(rows, p_.D, base.o + q_at * p_.H * p_.D,
+                                       base.lse + q_at * p_.H, scratch_.o.data(),
+                                       scratch_.lse.data());
+    out_.timing.steps[step].merge += watch.seconds();
+  }
+
+  // pass-Q: the N partials of each query row, merged by their LSE.
+  void final_merge() {
+    Stopwatch watch;
+    std::vector<const float*> o_parts, lse_parts;
+    for (int r = 0; r < comm_.size(); ++r) {
+      o_parts.push_back(returned_->o(r));
+      lse_parts.push_back(returned_->lse(r));
+    }
+    kernels::cpu::attention_merge(plan_.final_merge_rows[me_], p_.D, o_parts, lse_parts,
+                                  out_.o.data(), out_.lse.data());
+    out_.timing.final_merge = watch.seconds();
+  }
+
+  comm::Communicator& comm_;
+  const RingProblem& p_;
+  const RingSchedule& plan_;
+  const LocalInputs<E>& in_;
+  const int me_;
+  RingOutput out_;
+  E* ring_[2] = {};
+  E* gathered_ = nullptr;
+  std::optional<PartialSlots> partials_, returned_;
+  Scratch scratch_;  // the last attention call's partial, until its merge
+  comm::Request transfer_;
+};
 
 }  // namespace
 
@@ -346,15 +313,9 @@ RingOutput run_ring(comm::Communicator& comm, const RingProblem& p, const RankLa
                                 std::to_string(plan.ranks) + " ranks, the communicator has " +
                                 std::to_string(comm.size()));
   check_inputs(p, layout, comm.rank(), in);
-  switch (plan.algorithm) {
-    case Algorithm::pass_kv:
-      return run_pass_kv(comm, p, layout, plan, in, ws);
-    case Algorithm::pass_q:
-      return run_pass_q(comm, p, layout, plan, in, ws);
-    case Algorithm::all_gather:
-      return run_all_gather(comm, p, layout, plan, in, ws);
-  }
-  throw std::invalid_argument("ring attention: unknown algorithm");
+  const schedule::Program program =
+      ring_program(plan, {static_cast<int>(sizeof(E)), static_cast<int>(sizeof(float))});
+  return Executor<E>(comm, p, layout, plan, in, ws).run(program);
 }
 
 template <class E>
