@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <string>
 
 #include "core/errors.hpp"
@@ -78,20 +79,9 @@ double AlltoallvBytes::total() const {
 }
 
 double alltoallv_s(const sim::HardwareProfile& hardware, const AlltoallvBytes& bytes) {
-  const int n = static_cast<int>(bytes.send.size());
-  double slowest = 0;
-  for (int r = 0; r < n; ++r) {
-    double t = 0;
-    for (int i = 1; i < n; ++i) {
-      const int to = (r + i) % n, from = (r - i + n) % n;
-      const double out = bytes.send[static_cast<size_t>(r)][static_cast<size_t>(to)];
-      const double in = bytes.send[static_cast<size_t>(from)][static_cast<size_t>(r)];
-      t +=
-          std::max(hardware.link_between(r, to).time(out), hardware.link_between(from, r).time(in));
-    }
-    slowest = std::max(slowest, t);
-  }
-  return slowest;
+  std::vector<int> gpus(bytes.send.size());
+  std::iota(gpus.begin(), gpus.end(), 0);  // ranks packed node by node
+  return sim::alltoallv_time(hardware, bytes.send, gpus);
 }
 
 AlltoallvBytes forward_exchange_bytes(const ShardingPlan& plan, const BatchSplit& split,

@@ -1,7 +1,8 @@
-// The simulate executor; see play.hpp. Four passes over the program: one
+// The simulate executor; see play.hpp. Passes over the program: one
 // timeline task per operation in each rank's issue order (so each stream
 // keeps its order), receives matched to their sends, dependencies wired
-// (explicit ones and the host's blocking waits), collectives joined.
+// (explicit ones and the host's blocking waits), collectives joined; a
+// first pass matches the collectives and prices them.
 #include "schedule/play.hpp"
 
 #include <algorithm>
@@ -39,6 +40,7 @@ class Player {
         host_(timeline.add_resource("host", sim::ResourceKind::compute)) {}
 
   void run() {
+    match_collectives();
     add_tasks();
     match_messages();
     wire_dependencies();
@@ -83,7 +85,7 @@ class Player {
           }
           case OpKind::send:
           case OpKind::collective:
-            overlap_left[i] = comm_seconds(r, op);
+            overlap_left[i] = op.kind == OpKind::send ? comm_seconds(r, op) : collective_s_[r][i];
             tasks.push_back(timeline_.add(r, Resource::comm, overlap_left[i], {}, op.label));
             break;
           case OpKind::wait:
@@ -147,8 +149,11 @@ class Player {
     }
   }
 
-  // Pass 4: the n-th collective of a group on each of its ranks run together.
-  void join_collectives() {
+  // Pass 0: the n-th collective of a group on each of its ranks is one
+  // collective; each gets its duration (an alltoallv's from every member's sizes).
+  void match_collectives() {
+    collective_s_.resize(static_cast<size_t>(p_.ranks()));
+    for (int r = 0; r < p_.ranks(); ++r) collective_s_[r].assign(p_.ops(r).size(), 0.0);
     for (int g = 0; g < p_.group_count(); ++g) {
       const Group& group = p_.group(g);
       std::vector<std::vector<OpId>> issued(group.ranks.size());  // per member
@@ -163,18 +168,48 @@ class Player {
                std::to_string(issued[m].size()) + " collectives, rank " +
                std::to_string(group.ranks[0]) + " " + std::to_string(issued[0].size()));
       for (size_t n = 0; n < issued[0].size(); ++n) {
-        const Op& first = p_.op(group.ranks[0], issued[0][n]);
-        std::vector<TaskId> members;
-        for (size_t m = 0; m < issued.size(); ++m) {
-          const Op& op = p_.op(group.ranks[m], issued[m][n]);
-          if (op.collective != first.collective || op.bytes != first.bytes)
-            fail("group '" + group.name + "': collective " + std::to_string(n) + " is " +
-                 where(op, group.ranks[m], issued[m][n]) + " on one rank and " +
-                 where(first, group.ranks[0], issued[0][n]) + " on another, or differs in size");
-          members.push_back(tasks_[group.ranks[m]][issued[m][n]]);
-        }
-        timeline_.join(members);
+        std::vector<std::pair<int, OpId>> members;
+        for (size_t m = 0; m < issued.size(); ++m)
+          members.emplace_back(group.ranks[m], issued[m][n]);
+        check_instance(group, members);
+        const double seconds = instance_seconds(members);
+        for (const auto& [rank, op] : members) collective_s_[rank][op] = seconds;
+        instances_.push_back(std::move(members));
       }
+    }
+  }
+
+  void check_instance(const Group& group, const std::vector<std::pair<int, OpId>>& members) const {
+    const auto [r0, i0] = members.front();
+    const Op& first = p_.op(r0, i0);
+    for (const auto& [rank, id] : members) {
+      const Op& op = p_.op(rank, id);
+      const bool uneven = !op.peer_bytes.empty();
+      if (op.collective != first.collective || uneven != !first.peer_bytes.empty() ||
+          (!uneven && op.bytes != first.bytes))
+        fail("group '" + group.name + "': " + where(op, rank, id) + " meets " +
+             where(first, r0, i0) + ", a different collective or size");
+    }
+  }
+
+  double instance_seconds(const std::vector<std::pair<int, OpId>>& members) const {
+    const auto [r0, i0] = members.front();
+    if (p_.op(r0, i0).peer_bytes.empty()) return comm_seconds(r0, p_.op(r0, i0));
+    std::vector<std::vector<double>> bytes;
+    std::vector<int> gpus;
+    for (const auto& [rank, id] : members) {
+      bytes.push_back(p_.op(rank, id).peer_bytes);
+      gpus.push_back(p_.gpu(rank));
+    }
+    return sim::alltoallv_time(hw_, bytes, gpus);
+  }
+
+  // Pass 4: each matched collective's tasks start together.
+  void join_collectives() {
+    for (const auto& members : instances_) {
+      std::vector<TaskId> tasks;
+      for (const auto& [rank, op] : members) tasks.push_back(tasks_[rank][op]);
+      timeline_.join(tasks);
     }
   }
 
@@ -185,6 +220,8 @@ class Player {
   sim::Timeline& timeline_;
   std::vector<std::vector<TaskId>>& tasks_;
   Resource host_;  // zero-length tasks that mark where a rank's host waits
+  std::vector<std::vector<double>> collective_s_;             // [rank][op]
+  std::vector<std::vector<std::pair<int, OpId>>> instances_;  // each collective's (rank, op)
 };
 
 }  // namespace

@@ -133,6 +133,23 @@ OpId Program::collective(int rank, int group_index, sim::Collective kind, double
   return push(rank, std::move(op));
 }
 
+OpId Program::alltoallv(int rank, int group_index, std::vector<double> peer_bytes,
+                        std::vector<OpId> after, OpRef ref, std::string label) {
+  const Group& g = group(group_index);
+  if (peer_bytes.size() != g.ranks.size())
+    fail(label + ": " + std::to_string(peer_bytes.size()) + " sizes for group '" + g.name +
+         "' of " + std::to_string(g.ranks.size()) + " ranks");
+  double total = 0;
+  for (double b : peer_bytes) {
+    if (!(b >= 0) || !std::isfinite(b)) fail(label + ": bytes must be >= 0");
+    total += b;
+  }
+  const OpId id = collective(rank, group_index, sim::Collective::all_to_all, total,
+                             std::move(after), ref, std::move(label));
+  ops_[static_cast<size_t>(rank)][id].peer_bytes = std::move(peer_bytes);
+  return id;
+}
+
 OpId Program::wait(int rank, std::vector<OpId> ops, OpRef ref, std::string label) {
   return push(rank, make_op(OpKind::wait, std::move(label), std::move(ops), ref));
 }

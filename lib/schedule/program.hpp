@@ -106,6 +106,9 @@ struct Op {
   double bytes = 0;     // send, recv, collective (sim/collectives.hpp's convention)
   int group = -1;       // collective
   sim::Collective collective = sim::Collective::all_reduce;
+  // An all-to-all with uneven sizes (alltoallv): bytes to each group member,
+  // in the group's order; empty for every other collective.
+  std::vector<double> peer_bytes;
 };
 
 struct Group {
@@ -139,6 +142,10 @@ class Program {
             std::string label = "recv");
   OpId collective(int rank, int group, sim::Collective kind, double bytes,
                   std::vector<OpId> after = {}, OpRef ref = {}, std::string label = "");
+  // An all-to-all with uneven sizes: `peer_bytes[i]` to the group's i-th
+  // rank (its own entry costs nothing); priced by sim::alltoallv_time.
+  OpId alltoallv(int rank, int group, std::vector<double> peer_bytes, std::vector<OpId> after = {},
+                 OpRef ref = {}, std::string label = "alltoallv");
   OpId wait(int rank, std::vector<OpId> ops, OpRef ref = {}, std::string label = "wait");
 
   const std::vector<Op>& ops(int rank) const;

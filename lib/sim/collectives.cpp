@@ -187,6 +187,63 @@ std::string_view collective_name(Collective kind) {
   return "?";
 }
 
+namespace {
+
+// One member's grouped send/recv on NCCL (see nccl_time's all_to_all).
+double nccl_alltoallv_member_s(const HardwareProfile& hw, const std::vector<std::vector<double>>& b,
+                               const std::vector<int>& gpus, size_t i) {
+  double intra_out = 0, intra_in = 0, inter_out = 0, inter_in = 0, largest = 0;
+  bool crosses = false;
+  for (size_t j = 0; j < b.size(); ++j) {
+    if (j == i) continue;
+    const bool inter = pair_group(hw, gpus[i], gpus[j]).nodes > 1;
+    crosses |= inter;
+    (inter ? inter_out : intra_out) += b[i][j];
+    (inter ? inter_in : intra_in) += b[j][i];
+    largest = std::max({largest, b[i][j], b[j][i]});
+  }
+  const int p = p2p_protocol(largest);
+  const double intra = std::max(intra_out, intra_in) / p2p_bandwidth(hw.intra_node, false, p);
+  const double outside =
+      crosses ? std::max(inter_out, inter_in) / p2p_bandwidth(hw.inter_node, true, p) : 0;
+  return p2p_latency_s(crosses, p) + std::max(intra, outside);
+}
+
+// One member's n-1 pairwise steps on alpha-beta links.
+double pairwise_alltoallv_member_s(const HardwareProfile& hw,
+                                   const std::vector<std::vector<double>>& b,
+                                   const std::vector<int>& gpus, size_t i) {
+  const size_t n = b.size();
+  double t = 0;
+  for (size_t k = 1; k < n; ++k) {
+    const size_t to = (i + k) % n, from = (i + n - k) % n;
+    t += std::max(hw.link_between(gpus[i], gpus[to]).time(b[i][to]),
+                  hw.link_between(gpus[from], gpus[i]).time(b[from][i]));
+  }
+  return t;
+}
+
+}  // namespace
+
+double alltoallv_time(const HardwareProfile& hw, const std::vector<std::vector<double>>& send_bytes,
+                      const std::vector<int>& gpus) {
+  const size_t n = send_bytes.size();
+  if (gpus.size() != n)
+    throw std::invalid_argument("alltoallv_time: " + std::to_string(n) + " rows for " +
+                                std::to_string(gpus.size()) + " GPUs");
+  for (const auto& row : send_bytes) {
+    if (row.size() != n) throw std::invalid_argument("alltoallv_time: the matrix is not square");
+    for (double b : row)
+      if (!(b >= 0)) throw std::invalid_argument("alltoallv_time: bytes must be >= 0");
+  }
+  double slowest = 0;
+  for (size_t i = 0; i < n && n > 1; ++i)
+    slowest = std::max(slowest, hw.comm_library == "nccl"
+                                    ? nccl_alltoallv_member_s(hw, send_bytes, gpus, i)
+                                    : pairwise_alltoallv_member_s(hw, send_bytes, gpus, i));
+  return slowest;
+}
+
 GroupShape strided_group(const HardwareProfile& hw, int ranks, int stride) {
   if (ranks < 1 || stride < 1)
     throw std::invalid_argument("strided_group: ranks and stride must be positive");

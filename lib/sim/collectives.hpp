@@ -21,6 +21,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "sim/hardware.hpp"
 
@@ -53,5 +54,22 @@ struct CollectiveTime {
 // negative bytes, or a send_recv group that is not 2 ranks.
 CollectiveTime collective_time(const HardwareProfile& hardware, Collective kind, GroupShape group,
                                double bytes);
+
+// An all-to-all with uneven sizes: send_bytes[i][j] from group member i to
+// member j (the diagonal costs nothing), member i on GPU gpus[i], GPUs
+// packed node by node. Every member finishes when the slowest does (the
+// ranks synchronise in the exchange).
+// - "alpha-beta": n-1 pairwise exchange steps in sequence (step k: send to
+//   i+k, receive from i-k, as MPI's pairwise algorithm), each as long as the
+//   larger of its two messages over their links; with even sizes exactly
+//   the uniform all_to_all.
+// - "nccl": grouped send/recv to every peer at once (as the uniform
+//   all_to_all): the farthest peer's latency, then the bytes to and from the
+//   peers inside the node and outside it, each over its own link, concurrently.
+// Throws std::invalid_argument for a matrix that is not square or does not
+// match `gpus`, or negative sizes.
+double alltoallv_time(const HardwareProfile& hardware,
+                      const std::vector<std::vector<double>>& send_bytes,
+                      const std::vector<int>& gpus);
 
 }  // namespace paralab::sim

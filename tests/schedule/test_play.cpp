@@ -108,6 +108,23 @@ TEST(Play, CollectivesStartTogetherOverTheNodesTheirGroupSpans) {
   EXPECT_DOUBLE_EQ(played.duration_s(0, small[0]), 1e-6 + 1000 * 1e-9);
 }
 
+TEST(Play, AnAlltoallvLastsAsLongAsItsSlowestMember) {
+  Program p(3);
+  const int all = p.add_group({0, 1, 2}, "world");
+  // Rank 0 sends 1000 bytes to each peer; the others send nothing.
+  const std::vector<std::vector<double>> bytes{{0, 1000, 1000}, {0, 0, 0}, {0, 0, 0}};
+  std::vector<OpId> ops;
+  for (int r = 0; r < 3; ++r) ops.push_back(p.alltoallv(r, all, bytes[r]));
+  const Played played = play(p, round_profile());
+  // Rank 0's pairwise steps, each as long as its longer message: step 1 sends
+  // 1000 bytes to GPU 1 (one node: 1 + 1 us) and receives nothing from GPU 2
+  // (the other node: 10 us); step 2 sends 1000 bytes to GPU 2 (10 + 10 us)
+  // and receives nothing from GPU 1 (1 us). Everyone waits for rank 0.
+  const double slowest = 10e-6 + (10e-6 + 10e-6);
+  for (int r = 0; r < 3; ++r) EXPECT_DOUBLE_EQ(played.duration_s(r, ops[r]), slowest) << r;
+  EXPECT_DOUBLE_EQ(sim::alltoallv_time(round_profile(), bytes, {0, 1, 2}), slowest);
+}
+
 TEST(Play, TransfersBesideAKernelSlowIt) {
   sim::HardwareProfile hw = round_profile();
   hw.comm_compute_slowdown = 0.5;
@@ -171,6 +188,14 @@ TEST(Play, MismatchedProgramsAreRefused) {
   {
     Program p(2);
     const int g = p.add_group({0, 1}, "pair");
+    p.alltoallv(0, g, {0, 8});
+    p.collective(1, g, sim::Collective::all_to_all, 8);
+    EXPECT_THROW(play(p, hw), std::invalid_argument);  // uneven meets even
+  }
+  {
+    Program p(2);
+    const int g = p.add_group({0, 1}, "pair");
+    EXPECT_THROW(p.alltoallv(0, g, {8}), std::invalid_argument);  // one size for two ranks
     p.collective(0, g, sim::Collective::all_reduce, 8);
     p.collective(1, g, sim::Collective::all_gather, 8);
     EXPECT_THROW(play(p, hw), std::invalid_argument);  // different collectives

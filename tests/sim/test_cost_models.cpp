@@ -94,6 +94,25 @@ TEST(Collectives, GroupsSpanTheNodesOfTheirGpus) {
   EXPECT_THROW(strided_group(hw, 0), std::invalid_argument);
 }
 
+TEST(Collectives, AlltoallvWithEvenSizesIsTheUniformAllToAll) {
+  for (const char* name : {"h100-gtt", "cluster-100g-tcp"}) {
+    HardwareProfile hw = find_profile(name);
+    for (const char* library : {"nccl", "alpha-beta"}) {
+      hw.comm_library = library;
+      for (double per_peer : {1e3, 1e6}) {
+        const int n = 16;  // two nodes of 8
+        std::vector<std::vector<double>> bytes(n, std::vector<double>(n, per_peer));
+        std::vector<int> gpus(n);
+        for (int i = 0; i < n; ++i) gpus[i] = i;
+        EXPECT_NEAR(alltoallv_time(hw, bytes, gpus),
+                    collective_time(hw, Collective::all_to_all, {n, 2}, per_peer * n).seconds,
+                    1e-12)
+            << name << " " << library << " " << per_peer;
+      }
+    }
+  }
+}
+
 TEST(ComputeModel, ThinGemmsStreamTheirWeights) {
   const HardwareProfile hw = find_profile("h100-gtt");
   const TransformerShape m = llama3_405b();
