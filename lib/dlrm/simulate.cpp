@@ -7,6 +7,8 @@
 #include <string>
 
 #include "core/errors.hpp"
+#include "dlrm/step_program.hpp"
+#include "schedule/play.hpp"
 #include "sim/collectives.hpp"
 #include "sim/compute.hpp"
 #include "sim/links.hpp"
@@ -64,7 +66,8 @@ void add_compute(const StepModelInputs& in, const ShardingPlan& plan, const Batc
     for (int t : plan.data_parallel_tables)
       replicated += kFloatBytes * (3.0 * in.config.pooling[static_cast<size_t>(t)] + 2.0) *
                     in.config.embedding_dim;
-    step.embedding_s = 2 * model.kernel_overhead_s + model.memory_s(bytes + samples * replicated);
+    // Two calls: the lookups and the backward with its update.
+    step.embedding_s = model.kernel_overhead_s + model.memory_s(bytes + samples * replicated);
   }
   step.compute_s = step.dense_s + step.embedding_s;
 }
@@ -303,6 +306,18 @@ SimulatedStep simulate_step(const StepModelInputs& in, const CompressionModel& c
   step.codec_s = codec_bytes * compression.codec_s_per_byte;
   step.raw_bytes = forward.total() + backward.total();
   step.compressed_bytes = forward_c.total() + backward_c.total();
+
+  StepProgramInputs program;
+  program.config = &in.config;
+  program.plan = &plan;
+  program.split = split;
+  program.optimizer = in.optimizer;
+  program.compression = compression;
+  program.measured = in.compute == ComputeSource::measured ? &in.measured : nullptr;
+  const schedule::PlayOptions options{sim::Precision::fp32, hw.sm_count == 0};
+  step.played_step_s = schedule::play(step_program(program), hw, options).makespan_s();
+  program.compressed = true;
+  step.played_step_compressed_s = schedule::play(step_program(program), hw, options).makespan_s();
   return step;
 }
 

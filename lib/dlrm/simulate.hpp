@@ -4,8 +4,10 @@
 // simulate mode of dlrm_a2a uses it to predict clusters this machine cannot
 // run (issue 5, Feng et al., SC'24).
 //
-// The step is the engine's, phase by phase and without overlap (the engine
-// runs them one after the other):
+// The step is the engine's program (step_program.hpp), phase by phase and
+// without overlap (the engine runs them one after the other), played on the
+// profile; SimulatedStep also breaks it down by phase (each phase's slowest
+// rank):
 //
 //   input      two alltoallv of i32: each rank's bag lengths (one per sample
 //              and shard) and indices (pooling per sample and shard) to the
@@ -157,10 +159,18 @@ struct SimulatedStep {
   double a2a_compressed_s() const {
     return a2a_forward_compressed_s + a2a_backward_compressed_s + codec_s;
   }
-  double step_s() const { return compute_s + input_s + allreduce_s + optimizer_s + a2a_s(); }
-  double step_compressed_s() const {
+  // The step, plain and compressed: the step's program (step_program.hpp)
+  // played on the profile, every rank with its own compute. At most the sum
+  // of the phases above, which take each phase's slowest rank.
+  double played_step_s = 0, played_step_compressed_s = 0;
+  double step_s() const { return played_step_s; }
+  // The phases added up, each at its slowest rank: what the step would take
+  // if one rank were the slowest in every phase.
+  double phase_sum_s() const { return compute_s + input_s + allreduce_s + optimizer_s + a2a_s(); }
+  double phase_sum_compressed_s() const {
     return compute_s + input_s + allreduce_s + optimizer_s + a2a_compressed_s();
   }
+  double step_compressed_s() const { return played_step_compressed_s; }
   double speedup() const { return step_s() / step_compressed_s(); }
 };
 

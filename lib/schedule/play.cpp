@@ -227,13 +227,14 @@ class Player {
 }  // namespace
 
 double compute_seconds(const ComputeCost& cost, const sim::ComputeModel& model) {
+  const double more_calls = std::max(0, cost.calls - 1) * model.kernel_overhead_s;
   switch (cost.work) {
     case Work::attention:
-      return model.attention_s(cost.flops, cost.shape, cost.bytes);
+      return more_calls + model.attention_s(cost.flops, cost.shape, cost.bytes);
     case Work::gemm:
-      return model.gemm_s(cost.flops, cost.bytes);
+      return more_calls + model.gemm_s(cost.flops, cost.bytes);
     case Work::memory:
-      return model.memory_s(cost.bytes);
+      return more_calls + model.memory_s(cost.bytes);
     case Work::fixed:
       return cost.seconds;
   }

@@ -46,7 +46,8 @@ class Played {
 Played play(const Program& program, const sim::HardwareProfile& hardware,
             const PlayOptions& options = {});
 
-// What one compute operation costs alone (no contention).
+// What one compute operation costs alone (no contention): its work on the
+// model, plus a kernel overhead for each call after the first (fixed: as given).
 double compute_seconds(const ComputeCost& cost, const sim::ComputeModel& model);
 
 }  // namespace paralab::schedule

@@ -91,6 +91,7 @@ OpId Program::compute(int rank, std::string label, ComputeCost cost, std::vector
                       OpRef ref, OpId beside) {
   for (double v : {cost.flops, cost.bytes, cost.seconds})
     if (!(v >= 0) || !std::isfinite(v)) fail(label + ": costs must be finite and >= 0");
+  if (cost.calls < 1) fail(label + ": an operation makes at least one kernel call");
   Op op = make_op(OpKind::compute, std::move(label), std::move(after), ref);
   op.cost = cost;
   op.beside = beside;

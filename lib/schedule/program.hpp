@@ -56,6 +56,7 @@ struct ComputeCost {
   double bytes = 0;
   double seconds = 0;
   sim::AttentionShape shape;
+  int calls = 1;  // kernel calls the operation makes: each pays the kernel overhead
 };
 
 inline ComputeCost attention_cost(double flops, sim::AttentionShape shape, double bytes) {
@@ -66,17 +67,19 @@ inline ComputeCost attention_cost(double flops, sim::AttentionShape shape, doubl
   c.bytes = bytes;
   return c;
 }
-inline ComputeCost gemm_cost(double flops, double bytes) {
+inline ComputeCost gemm_cost(double flops, double bytes, int calls = 1) {
   ComputeCost c;
   c.work = Work::gemm;
   c.flops = flops;
   c.bytes = bytes;
+  c.calls = calls;
   return c;
 }
-inline ComputeCost memory_cost(double bytes) {
+inline ComputeCost memory_cost(double bytes, int calls = 1) {
   ComputeCost c;
   c.work = Work::memory;
   c.bytes = bytes;
+  c.calls = calls;
   return c;
 }
 inline ComputeCost fixed_cost(double seconds) {

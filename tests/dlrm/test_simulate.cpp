@@ -163,6 +163,7 @@ TEST(DlrmSimulate, CompressionTradesLinkBytesForCodecTime) {
   }
   // One rank moves nothing over a link.
   const SimulatedStep one = simulate_step(in, none, 1);
+  EXPECT_DOUBLE_EQ(one.step_s(), one.phase_sum_s());  // one rank: the phases in a row
   EXPECT_EQ(one.a2a_s(), 0);
   EXPECT_EQ(one.allreduce_s, 0);
   EXPECT_EQ(one.input_s, 0);
@@ -176,7 +177,9 @@ TEST(DlrmSimulate, CompressionTradesLinkBytesForCodecTime) {
   EXPECT_NEAR(s.compressed_bytes * 8, s.raw_bytes, 1e-6 * s.raw_bytes);
   EXPECT_LT(s.a2a_compressed_s(), s.a2a_s());
   EXPECT_GT(s.speedup(), 1.0);
-  EXPECT_DOUBLE_EQ(s.step_s() - s.a2a_s(), s.step_compressed_s() - s.a2a_compressed_s());
+  // The played step never exceeds the phases at their slowest ranks.
+  EXPECT_LE(s.step_s(), s.phase_sum_s() * (1 + 1e-12));
+  EXPECT_LE(s.step_compressed_s(), s.phase_sum_compressed_s() * (1 + 1e-12));
   // The codec time is the slowest rank's raw bytes (sent and received, both
   // directions) at the codec rate; each rank handles at least its share.
   EXPECT_GE(s.codec_s, 2 * s.raw_bytes / 4 / 200e9 * (1 - 1e-12));
