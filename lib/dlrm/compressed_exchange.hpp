@@ -117,6 +117,7 @@ class CompressedExchange : public EmbeddingExchange {
                std::span<float> recv, int64_t iteration) override;
   void backward(comm::Communicator& comm, const ExchangeLayout& layout, std::span<const float> send,
                 std::span<float> recv, int64_t iteration) override;
+  bool compresses() const override { return true; }
 
   const ExchangeStats& last(Direction d) const {
     return d == Direction::forward ? last_forward_ : last_backward_;

@@ -10,6 +10,7 @@
 #include "core/errors.hpp"
 #include "core/timer.hpp"
 #include "dlrm/metrics.hpp"
+#include "dlrm/step_program.hpp"
 
 namespace paralab::dlrm {
 
@@ -89,11 +90,16 @@ void DistributedDlrm::prepare(const Batch& local, const BatchSplit& split) {
 // Step 1: every shard gets the lookups of the whole global batch.
 //   lengths to peer q: for each shard of q, this rank's bags' lengths
 //   indices to peer q: for each shard of q, those bags' indices in its rows
-void DistributedDlrm::distribute_inputs(const Batch& local, const BatchSplit& split) {
+// First both send buffers and the lengths' exchange, then (once the lengths
+// say how many indices come from each peer) the indices' exchange.
+void DistributedDlrm::send_input_lengths(const Batch& local, const BatchSplit& split) {
   const auto n = static_cast<size_t>(size_);
   const int bags = local.size;
-  std::vector<size_t> len_sc(n), len_sd(n), len_rc(n), len_rd(n);
-  std::vector<size_t> idx_sc(n), idx_sd(n), idx_rc(n), idx_rd(n);
+  InputCounts& c = input_counts_;
+  for (auto* v :
+       {&c.len_sc, &c.len_sd, &c.len_rc, &c.len_rd, &c.idx_sc, &c.idx_sd, &c.idx_rc, &c.idx_rd})
+    v->assign(n, 0);
+  auto& [len_sc, len_sd, len_rc, len_rd, idx_sc, idx_sd, idx_rc, idx_rd] = c;
   len_send_.clear();
   idx_send_.clear();
   for (size_t q = 0; q < n; ++q) {
@@ -126,7 +132,12 @@ void DistributedDlrm::distribute_inputs(const Batch& local, const BatchSplit& sp
   }
   len_recv_.resize(total);
   comm_.alltoallv(len_send_.data(), len_sc, len_sd, len_recv_.data(), len_rc, len_rd, DType::i32);
-  total = 0;
+}
+
+void DistributedDlrm::send_input_indices(const BatchSplit& split) {
+  const auto n = static_cast<size_t>(size_);
+  auto& [len_sc, len_sd, len_rc, len_rd, idx_sc, idx_sd, idx_rc, idx_rd] = input_counts_;
+  size_t total = 0;
   for (size_t p = 0; p < n; ++p) {
     idx_rd[p] = total;
     size_t c = 0;
@@ -154,75 +165,6 @@ void DistributedDlrm::distribute_inputs(const Batch& local, const BatchSplit& sp
       idx += m;
     }
   }
-}
-
-void DistributedDlrm::forward_internal(const Batch& local, const BatchSplit& split,
-                                       StepStats& stats) {
-  prepare(local, split);
-  Stopwatch watch;
-  distribute_inputs(local, split);
-  stats.input = watch.seconds();
-
-  // 2. Pool every batch owner's bags into the send buffer.
-  watch.restart();
-  send_.resize(forward_layout_.send_total);
-  for (size_t p = 0; p < static_cast<size_t>(size_); ++p) {
-    const int begin = static_cast<int>(split.first[p]);
-    const int end = begin + split.counts[p];
-    for (size_t i = 0; i < shards_.size(); ++i) {
-      const ExchangeBlock& blk = forward_layout_.send_blocks[p][i];
-      shards_[i].forward(shard_lookups_[i], begin, end, send_.data() + blk.offset,
-                         static_cast<size_t>(blk.cols));
-    }
-  }
-  stats.lookup = watch.seconds();
-
-  // 3. The exchange.
-  watch.restart();
-  recv_.resize(forward_layout_.recv_total);
-  exchange_->forward(comm_, forward_layout_, send_, recv_, iteration_);
-  stats.a2a_forward = watch.seconds();
-  stats.forward_floats = forward_layout_.send_total;
-
-  // 4. Interaction input [n, F, d]: bottom output, then the tables.
-  watch.restart();
-  const int n = local.size, F = config_.features(), d = config_.embedding_dim;
-  const size_t ld = static_cast<size_t>(F) * d;
-  float* features = tower_.begin_forward(local.dense.data(), n);
-  for (int t = 0; t < config_.tables(); ++t) {
-    float* slot = features + static_cast<size_t>(1 + t) * d;
-    const ShardingType type = plan_.tables[static_cast<size_t>(t)].type;
-    if (type == ShardingType::data_parallel) {
-      replicated(t)->forward(local.tables[static_cast<size_t>(t)], 0, n, slot, ld);
-    } else if (type == ShardingType::row_wise) {
-      for (int b = 0; b < n; ++b) std::fill(slot + b * ld, slot + b * ld + d, 0.0f);
-    }
-  }
-  for (size_t q = 0; q < static_cast<size_t>(size_); ++q)
-    for (const ExchangeBlock& blk : forward_layout_.recv_blocks[q]) {
-      const bool add = plan_.tables[static_cast<size_t>(blk.table)].type == ShardingType::row_wise;
-      float* dst = features + static_cast<size_t>(1 + blk.table) * d + blk.col_begin;
-      const float* src = recv_.data() + blk.offset;
-      for (int b = 0; b < n; ++b) {
-        float* o = dst + b * ld;
-        const float* s = src + static_cast<size_t>(b) * blk.cols;
-        if (add)
-          for (int j = 0; j < blk.cols; ++j) o[j] += s[j];
-        else
-          std::copy(s, s + blk.cols, o);
-      }
-    }
-  tower_.finish_forward(n);
-  stats.dense = watch.seconds();
-}
-
-void DistributedDlrm::forward(const Batch& local, const BatchSplit& split,
-                              std::span<float> logits) {
-  StepStats stats;
-  forward_internal(local, split, stats);
-  if (logits.size() != tower_.logits().size())
-    throw std::invalid_argument("DistributedDlrm::forward: logits span has the wrong size");
-  std::copy(tower_.logits().begin(), tower_.logits().end(), logits.begin());
 }
 
 // Row-wise Adagrad on column shards: every shard of a table computes the
@@ -292,21 +234,66 @@ void DistributedDlrm::exchange_square_sums(float scale) {
   }
 }
 
-StepStats DistributedDlrm::train_step(const Batch& local, const BatchSplit& split,
-                                      const OptimizerConfig& opt) {
-  opt.validate();
-  StepStats stats;
-  Stopwatch step_watch;
-  forward_internal(local, split, stats);
+// Step 2: pool every batch owner's bags into the send buffer.
+void DistributedDlrm::lookup(const BatchSplit& split) {
+  send_.resize(forward_layout_.send_total);
+  for (size_t p = 0; p < static_cast<size_t>(size_); ++p) {
+    const int begin = static_cast<int>(split.first[p]);
+    const int end = begin + split.counts[p];
+    for (size_t i = 0; i < shards_.size(); ++i) {
+      const ExchangeBlock& blk = forward_layout_.send_blocks[p][i];
+      shards_[i].forward(shard_lookups_[i], begin, end, send_.data() + blk.offset,
+                         static_cast<size_t>(blk.cols));
+    }
+  }
+}
 
-  // 4. Loss and the dense backward.
-  Stopwatch watch;
+// Step 3: the exchange.
+void DistributedDlrm::exchange_forward(StepStats& stats) {
+  recv_.resize(forward_layout_.recv_total);
+  exchange_->forward(comm_, forward_layout_, send_, recv_, iteration_);
+  stats.forward_floats = forward_layout_.send_total;
+}
+
+// Step 4: the interaction input [n, F, d] (bottom output, then the tables), the top.
+void DistributedDlrm::dense_forward(const Batch& local) {
   const int n = local.size, F = config_.features(), d = config_.embedding_dim;
   const size_t ld = static_cast<size_t>(F) * d;
-  double loss = tower_.backward(local.dense.data(), local.labels.data(), n);
+  float* features = tower_.begin_forward(local.dense.data(), n);
+  for (int t = 0; t < config_.tables(); ++t) {
+    float* slot = features + static_cast<size_t>(1 + t) * d;
+    const ShardingType type = plan_.tables[static_cast<size_t>(t)].type;
+    if (type == ShardingType::data_parallel) {
+      replicated(t)->forward(local.tables[static_cast<size_t>(t)], 0, n, slot, ld);
+    } else if (type == ShardingType::row_wise) {
+      for (int b = 0; b < n; ++b) std::fill(slot + b * ld, slot + b * ld + d, 0.0f);
+    }
+  }
+  for (size_t q = 0; q < static_cast<size_t>(size_); ++q)
+    for (const ExchangeBlock& blk : forward_layout_.recv_blocks[q]) {
+      const bool add = plan_.tables[static_cast<size_t>(blk.table)].type == ShardingType::row_wise;
+      float* dst = features + static_cast<size_t>(1 + blk.table) * d + blk.col_begin;
+      const float* src = recv_.data() + blk.offset;
+      for (int b = 0; b < n; ++b) {
+        float* o = dst + b * ld;
+        const float* s = src + static_cast<size_t>(b) * blk.cols;
+        if (add)
+          for (int j = 0; j < blk.cols; ++j) o[j] += s[j];
+        else
+          std::copy(s, s + blk.cols, o);
+      }
+    }
+  tower_.finish_forward(n);
+}
+
+// Step 5: the loss and the dense backward; the gradients of the pooled
+// embeddings, laid out as the forward receive buffer. Returns the loss summed
+// over the local samples.
+double DistributedDlrm::dense_backward(const Batch& local) {
+  const int n = local.size, F = config_.features(), d = config_.embedding_dim;
+  const size_t ld = static_cast<size_t>(F) * d;
+  const double loss = tower_.backward(local.dense.data(), local.labels.data(), n);
   const float* dt = tower_.feature_gradients();
-  // 5. The gradients of the pooled embeddings, laid out as the forward
-  // receive buffer.
   send_.resize(backward_layout_.send_total);
   for (size_t q = 0; q < static_cast<size_t>(size_); ++q)
     for (const ExchangeBlock& blk : backward_layout_.send_blocks[q]) {
@@ -315,15 +302,21 @@ StepStats DistributedDlrm::train_step(const Batch& local, const BatchSplit& spli
       for (int b = 0; b < n; ++b)
         std::copy(src + b * ld, src + b * ld + blk.cols, dst + static_cast<size_t>(b) * blk.cols);
     }
-  stats.dense += watch.seconds();
+  return loss;
+}
 
-  watch.restart();
+void DistributedDlrm::exchange_backward(StepStats& stats) {
   recv_.resize(backward_layout_.recv_total);
   exchange_->backward(comm_, backward_layout_, send_, recv_, iteration_);
-  stats.a2a_backward = watch.seconds();
   stats.backward_floats = backward_layout_.send_total;
+}
 
-  watch.restart();
+// Step 6: sparse gradients on the shards; the replicated tables' local
+// gradients and the MLP gradients into the all-reduce buffer.
+void DistributedDlrm::embedding_backward(const Batch& local, const BatchSplit& split) {
+  const int n = local.size, d = config_.embedding_dim;
+  const size_t ld = static_cast<size_t>(config_.features()) * d;
+  const float* dt = tower_.feature_gradients();
   for (size_t i = 0; i < shards_.size(); ++i) shards_[i].begin_backward(shard_grads_[i]);
   for (size_t p = 0; p < static_cast<size_t>(size_); ++p) {
     const int begin = static_cast<int>(split.first[p]);
@@ -334,7 +327,6 @@ StepStats DistributedDlrm::train_step(const Batch& local, const BatchSplit& spli
                           static_cast<size_t>(blk.cols), shard_grads_[i]);
     }
   }
-  // Replicated tables: local sparse gradients into the all-reduce buffer.
   const size_t nb = tower_.bottom.gradients().size(), nt = tower_.top.gradients().size();
   size_t reduce_size = nb + nt;
   for (const auto& table : replicated_) reduce_size += table.weights().size();
@@ -351,44 +343,141 @@ StepStats DistributedDlrm::train_step(const Batch& local, const BatchSplit& spli
     replicated_[i].scatter(replicated_grads_[i], reduce_.data() + offset);
     offset += replicated_[i].weights().size();
   }
-  stats.embedding_backward = watch.seconds();
+}
 
-  // 6. All-reduce: gradients, then the loss.
-  watch.restart();
-  comm_.allreduce(reduce_.data(), reduce_.data(), reduce_.size(), DType::f32, comm::ReduceOp::sum);
-  comm_.allreduce(&loss, &loss, 1, DType::f64, comm::ReduceOp::sum);
-  const float scale = split.total > 0 ? 1.0f / static_cast<float>(split.total) : 0.0f;
+float DistributedDlrm::gradient_scale(const BatchSplit& split) {
+  return split.total > 0 ? 1.0f / static_cast<float>(split.total) : 0.0f;
+}
+
+// Step 8: the MLPs and every embedding, from the all-reduced gradients.
+void DistributedDlrm::update(const BatchSplit& split, const OptimizerConfig& opt) {
+  if (split.total == 0) return;
+  const float scale = gradient_scale(split);
   const bool adagrad = opt.embedding == EmbeddingOptimizer::rowwise_adagrad;
-  if (adagrad) exchange_square_sums(scale);
-  stats.allreduce = watch.seconds();
-
-  // 7. Updates.
-  watch.restart();
-  if (split.total > 0) {
-    std::copy(reduce_.begin(), reduce_.begin() + static_cast<long>(nb),
-              tower_.bottom.gradients().begin());
-    std::copy(reduce_.begin() + static_cast<long>(nb), reduce_.begin() + static_cast<long>(nb + nt),
-              tower_.top.gradients().begin());
-    tower_.bottom.sgd(opt.mlp_lr, scale);
-    tower_.top.sgd(opt.mlp_lr, scale);
-    for (size_t i = 0; i < shards_.size(); ++i) {
-      if (adagrad)
-        shards_[i].rowwise_adagrad(shard_grads_[i], opt.embedding_lr, opt.adagrad_eps, scale,
-                                   square_sums_[i].data());
-      else
-        shards_[i].sgd(shard_grads_[i], opt.embedding_lr, scale);
-    }
-    offset = nb + nt;
-    for (auto& table : replicated_) {
-      if (adagrad)
-        table.rowwise_adagrad_dense(reduce_.data() + offset, opt.embedding_lr, opt.adagrad_eps,
-                                    scale);
-      else
-        table.sgd_dense(reduce_.data() + offset, opt.embedding_lr, scale);
-      offset += table.weights().size();
-    }
+  const size_t nb = tower_.bottom.gradients().size(), nt = tower_.top.gradients().size();
+  std::copy(reduce_.begin(), reduce_.begin() + static_cast<long>(nb),
+            tower_.bottom.gradients().begin());
+  std::copy(reduce_.begin() + static_cast<long>(nb), reduce_.begin() + static_cast<long>(nb + nt),
+            tower_.top.gradients().begin());
+  tower_.bottom.sgd(opt.mlp_lr, scale);
+  tower_.top.sgd(opt.mlp_lr, scale);
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    if (adagrad)
+      shards_[i].rowwise_adagrad(shard_grads_[i], opt.embedding_lr, opt.adagrad_eps, scale,
+                                 square_sums_[i].data());
+    else
+      shards_[i].sgd(shard_grads_[i], opt.embedding_lr, scale);
   }
-  stats.update = watch.seconds();
+  size_t offset = nb + nt;
+  for (auto& table : replicated_) {
+    if (adagrad)
+      table.rowwise_adagrad_dense(reduce_.data() + offset, opt.embedding_lr, opt.adagrad_eps,
+                                  scale);
+    else
+      table.sgd_dense(reduce_.data() + offset, opt.embedding_lr, scale);
+    offset += table.weights().size();
+  }
+}
+
+// --- the step's program ------------------------------------------------------------
+
+schedule::Program DistributedDlrm::program(const BatchSplit& split,
+                                           const OptimizerConfig* opt) const {
+  StepProgramInputs in;
+  in.config = &config_;
+  in.plan = &plan_;
+  in.split = split;
+  in.optimizer = opt ? opt->embedding : EmbeddingOptimizer::sgd;
+  in.training = opt != nullptr;
+  in.compressed = exchange_->compresses();
+  return step_program(in);
+}
+
+// This rank's operations of the step's program, each run by its phase and
+// timed into the field of `stats` it belongs to. Exchange details (the
+// compressed exchange's encode, counts, agreement, decode) run inside the
+// exchange call.
+double DistributedDlrm::run(const schedule::Program& program, const Batch& local,
+                            const BatchSplit& split, const OptimizerConfig* opt, StepStats& stats) {
+  double loss = 0;
+  for (const schedule::Op& op : program.ops(rank_)) {
+    Stopwatch watch;
+    double* into = nullptr;
+    switch (step_role(op)) {
+      case StepRole::input_lengths:
+        send_input_lengths(local, split);
+        into = &stats.input;
+        break;
+      case StepRole::input_indices:
+        send_input_indices(split);
+        into = &stats.input;
+        break;
+      case StepRole::lookup:
+        lookup(split);
+        into = &stats.lookup;
+        break;
+      case StepRole::forward_exchange:
+        exchange_forward(stats);
+        into = &stats.a2a_forward;
+        break;
+      case StepRole::dense_forward:
+        dense_forward(local);
+        into = &stats.dense;
+        break;
+      case StepRole::dense_backward:
+        loss = dense_backward(local);
+        into = &stats.dense;
+        break;
+      case StepRole::backward_exchange:
+        exchange_backward(stats);
+        into = &stats.a2a_backward;
+        break;
+      case StepRole::embedding_backward:
+        embedding_backward(local, split);
+        into = &stats.embedding_backward;
+        break;
+      case StepRole::gradient_allreduce:
+        comm_.allreduce(reduce_.data(), reduce_.data(), reduce_.size(), DType::f32,
+                        comm::ReduceOp::sum);
+        into = &stats.allreduce;
+        break;
+      case StepRole::loss_allreduce:
+        comm_.allreduce(&loss, &loss, 1, DType::f64, comm::ReduceOp::sum);
+        into = &stats.allreduce;
+        break;
+      case StepRole::square_sums:
+        exchange_square_sums(gradient_scale(split));
+        into = &stats.allreduce;
+        break;
+      case StepRole::update:
+        update(split, *opt);
+        into = &stats.update;
+        break;
+      case StepRole::exchange_detail:
+        break;
+    }
+    if (into) *into += watch.seconds();
+  }
+  return loss;
+}
+
+void DistributedDlrm::forward(const Batch& local, const BatchSplit& split,
+                              std::span<float> logits) {
+  prepare(local, split);
+  StepStats stats;
+  run(program(split, nullptr), local, split, nullptr, stats);
+  if (logits.size() != tower_.logits().size())
+    throw std::invalid_argument("DistributedDlrm::forward: logits span has the wrong size");
+  std::copy(tower_.logits().begin(), tower_.logits().end(), logits.begin());
+}
+
+StepStats DistributedDlrm::train_step(const Batch& local, const BatchSplit& split,
+                                      const OptimizerConfig& opt) {
+  opt.validate();
+  Stopwatch step_watch;
+  prepare(local, split);
+  StepStats stats;
+  const double loss = run(program(split, &opt), local, split, &opt, stats);
   stats.loss = split.total > 0 ? loss / static_cast<double>(split.total) : 0.0;
   stats.total = step_watch.seconds();
   ++iteration_;

@@ -41,6 +41,7 @@
 #include "dlrm/model.hpp"
 #include "dlrm/sharding.hpp"
 #include "dlrm/train.hpp"
+#include "schedule/program.hpp"
 
 namespace paralab::dlrm {
 
@@ -60,6 +61,9 @@ class EmbeddingExchange {
   // receive side).
   virtual void backward(comm::Communicator& comm, const ExchangeLayout& layout,
                         std::span<const float> send, std::span<float> recv, int64_t iteration);
+  // Whether the bytes are compressed (the step's program then lists the
+  // codec, the byte counts and the agreement; step_program.hpp).
+  virtual bool compresses() const { return false; }
 };
 
 // Seconds this rank spent in each phase of its last step, and the floats it
@@ -111,9 +115,30 @@ class DistributedDlrm {
 
  private:
   void prepare(const Batch& local, const BatchSplit& split);
-  void distribute_inputs(const Batch& local, const BatchSplit& split);
-  void forward_internal(const Batch& local, const BatchSplit& split, StepStats& stats);
+  // The step's program (step_program.hpp) for this split; opt nullptr: the
+  // forward pass only. run() runs this rank's operations, phase by phase,
+  // and returns the loss (the global sum after its all-reduce).
+  schedule::Program program(const BatchSplit& split, const OptimizerConfig* opt) const;
+  double run(const schedule::Program& program, const Batch& local, const BatchSplit& split,
+             const OptimizerConfig* opt, StepStats& stats);
+  // The phases, in the order the program lists them.
+  void send_input_lengths(const Batch& local, const BatchSplit& split);
+  void send_input_indices(const BatchSplit& split);
+  void lookup(const BatchSplit& split);
+  void exchange_forward(StepStats& stats);
+  void dense_forward(const Batch& local);
+  double dense_backward(const Batch& local);
+  void exchange_backward(StepStats& stats);
+  void embedding_backward(const Batch& local, const BatchSplit& split);
   void exchange_square_sums(float scale);
+  void update(const BatchSplit& split, const OptimizerConfig& opt);
+  static float gradient_scale(const BatchSplit& split);
+
+  // The input exchange's counts and displacements per peer, from its
+  // lengths' alltoallv to its indices'.
+  struct InputCounts {
+    std::vector<size_t> len_sc, len_sd, len_rc, len_rd, idx_sc, idx_sd, idx_rc, idx_rd;
+  };
 
   DlrmConfig config_;
   ShardingPlan plan_;
@@ -139,6 +164,7 @@ class DistributedDlrm {
   // Buffers of the step in flight.
   std::vector<float> send_, recv_;
   std::vector<int32_t> len_send_, len_recv_, idx_send_, idx_recv_;
+  InputCounts input_counts_;
   std::vector<float> reduce_;  // MLP gradients, then replicated tables' dense gradients
   std::vector<std::vector<float>> square_sums_;  // per local shard
 };
