@@ -88,6 +88,15 @@ class Communicator {
   virtual void allgather(const void* send, void* recv, size_t count_per_rank, DType type) = 0;
   virtual void reduce_scatter(const void* send, void* recv, size_t count_per_rank, DType type,
                               ReduceOp op) = 0;
+  // Variable blocks, one count per rank. allgatherv: rank r's `send_count`
+  // elements land at recv + displs[r]; in place when send is already there.
+  // reduce_scatter_v: `send` holds the blocks back to back (rank 0's first);
+  // rank r gets the reduction of block r, counts[r] elements.
+  virtual void allgatherv(const void* send, size_t send_count, void* recv,
+                          std::span<const size_t> counts, std::span<const size_t> displs,
+                          DType type) = 0;
+  virtual void reduce_scatter_v(const void* send, void* recv, std::span<const size_t> counts,
+                                DType type, ReduceOp op) = 0;
   virtual void barrier() = 0;
   // Waits for every queued operation (no-op on MPI).
   virtual void synchronize() = 0;

@@ -174,6 +174,25 @@ class MpiCommunicator : public Communicator {
     MPI_Reduce_scatter_block(send, recv, checked_int(count_per_rank, "reduce_scatter"),
                              mpi_type(type), mpi_op(op, type), comm_);
   }
+  void allgatherv(const void* send, size_t send_count, void* recv, std::span<const size_t> counts,
+                  std::span<const size_t> displs, DType type) override {
+    check_per_peer(counts.size(), displs.size(), counts.size(), displs.size());
+    const auto c = to_ints(counts, "allgatherv count");
+    const auto d = to_ints(displs, "allgatherv displacement");
+    const auto me = static_cast<size_t>(rank());
+    if (send_count != counts[me])
+      throw RuntimeError("allgatherv: this rank sends " + std::to_string(send_count) +
+                         " elements, its count says " + std::to_string(counts[me]));
+    const bool in_place = send == static_cast<const char*>(recv) + displs[me] * dtype_size(type);
+    MPI_Allgatherv(in_place ? MPI_IN_PLACE : send, c[me], mpi_type(type), recv, c.data(), d.data(),
+                   mpi_type(type), comm_);
+  }
+  void reduce_scatter_v(const void* send, void* recv, std::span<const size_t> counts, DType type,
+                        ReduceOp op) override {
+    check_per_peer(counts.size(), counts.size(), counts.size(), counts.size());
+    const auto c = to_ints(counts, "reduce_scatter_v count");
+    MPI_Reduce_scatter(send, recv, c.data(), mpi_type(type), mpi_op(op, type), comm_);
+  }
   void barrier() override { MPI_Barrier(comm_); }
   void synchronize() override {}
 

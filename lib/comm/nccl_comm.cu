@@ -277,6 +277,38 @@ class NcclCommunicator final : public Communicator {
     PARALAB_NCCL_CHECK(ncclReduceScatter(send, recv, count_per_rank, nccl_type(type), nccl_op(op),
                                          comm(), stream()));
   }
+  // NCCL has no variable-count collectives: one grouped broadcast per rank's
+  // block (allgatherv) and one grouped reduce to each rank (reduce_scatter_v),
+  // as NCCL's documentation suggests for irregular patterns.
+  void allgatherv(const void* send, size_t send_count, void* recv, std::span<const size_t> counts,
+                  std::span<const size_t> displs, DType type) override {
+    check_per_peer(counts.size(), displs.size(), counts.size(), displs.size());
+    if (send_count != counts[static_cast<size_t>(rank())])
+      throw RuntimeError("allgatherv: this rank's send count does not match its count");
+    grouped([&] {
+      for (int root = 0; root < size(); ++root) {
+        const auto r = static_cast<size_t>(root);
+        if (counts[r] == 0) continue;
+        void* block = offset(recv, displs[r], type);
+        PARALAB_NCCL_CHECK(ncclBroadcast(root == rank() ? send : block, block, counts[r],
+                                         nccl_type(type), root, comm(), stream()));
+      }
+    });
+  }
+  void reduce_scatter_v(const void* send, void* recv, std::span<const size_t> counts, DType type,
+                        ReduceOp op) override {
+    check_per_peer(counts.size(), counts.size(), counts.size(), counts.size());
+    grouped([&] {
+      size_t at = 0;
+      for (int root = 0; root < size(); ++root) {
+        const auto r = static_cast<size_t>(root);
+        if (counts[r] > 0)
+          PARALAB_NCCL_CHECK(ncclReduce(offset(send, at, type), recv, counts[r], nccl_type(type),
+                                        nccl_op(op), root, comm(), stream()));
+        at += counts[r];
+      }
+    });
+  }
   void barrier() override {
     // A rank passes the barrier only once its own queued work has finished.
     synchronize();

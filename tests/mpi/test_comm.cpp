@@ -122,6 +122,43 @@ TEST(MpiComm, AlltoallvUnevenCounts) {
                paralab::RuntimeError);
 }
 
+TEST(MpiComm, AllgathervAndReduceScatterVUnevenCounts) {
+  auto c = world_comm();
+  const int n = c->size(), me = c->rank();
+  // Rank r owns 2r + 1 elements (rank 0 one, rank 3 seven), blocks back to back.
+  std::vector<size_t> counts, displs;
+  size_t total = 0;
+  for (int r = 0; r < n; ++r) {
+    counts.push_back(2 * r + 1);
+    displs.push_back(total);
+    total += counts.back();
+  }
+  std::vector<float> mine(counts[me]);
+  for (size_t i = 0; i < mine.size(); ++i) mine[i] = 100.0f * me + i;
+  std::vector<float> gathered(total, -1), expected;
+  for (int r = 0; r < n; ++r)
+    for (size_t i = 0; i < counts[r]; ++i) expected.push_back(100.0f * r + i);
+  c->allgatherv(mine.data(), mine.size(), gathered.data(), counts, displs, DType::f32);
+  EXPECT_EQ(gathered, expected);
+  // In place: this rank's block already sits in the receive buffer.
+  std::vector<float> in_place(total, -1);
+  std::copy(mine.begin(), mine.end(), in_place.begin() + displs[me]);
+  c->allgatherv(in_place.data() + displs[me], mine.size(), in_place.data(), counts, displs,
+                DType::f32);
+  EXPECT_EQ(in_place, expected);
+  // Every rank contributes (rank + 1) * position; rank r gets block r summed.
+  std::vector<float> contribution(total);
+  for (size_t i = 0; i < total; ++i) contribution[i] = float((me + 1) * i);
+  std::vector<float> share(counts[me], -1), expected_share;
+  const float ranks_sum = float(n * (n + 1) / 2);
+  for (size_t i = 0; i < counts[me]; ++i) expected_share.push_back(ranks_sum * (displs[me] + i));
+  c->reduce_scatter_v(contribution.data(), share.data(), counts, DType::f32, ReduceOp::sum);
+  EXPECT_EQ(share, expected_share);
+  EXPECT_THROW(
+      c->allgatherv(mine.data(), mine.size() + 1, gathered.data(), counts, displs, DType::f32),
+      paralab::RuntimeError);
+}
+
 TEST(MpiComm, AlltoallBlocks) {
   auto c = world_comm();
   const int n = c->size(), me = c->rank();
