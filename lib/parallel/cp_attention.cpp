@@ -31,10 +31,8 @@ void copy_rows(const E* from, E* to, int64_t count, size_t width) {
 }
 
 template <class E>
-MPI_Datatype mpi_type() {
-  // BF16 travels as its bits: the gather only moves values, never adds them.
-  if constexpr (std::is_same_v<E, bf16>) return MPI_UINT16_T;
-  return MPI_FLOAT;
+DType dtype_of() {
+  return std::is_same_v<E, bf16> ? DType::bf16 : DType::f32;
 }
 
 }  // namespace
@@ -139,14 +137,19 @@ CpAttentionTiming& CpAttentionTiming::operator+=(const CpAttentionTiming& other)
   return *this;
 }
 
-CpAttention::CpAttention(MPI_Comm comm, int heads, int kv_heads, int head_dim, float scale)
-    : comm_(comm), heads_(heads), kv_heads_(kv_heads), head_dim_(head_dim), scale_(scale) {
+CpAttention::CpAttention(comm::Communicator& comm, int heads, int kv_heads, int head_dim,
+                         float scale)
+    : comm_(comm),
+      rank_(comm.rank()),
+      size_(comm.size()),
+      heads_(heads),
+      kv_heads_(kv_heads),
+      head_dim_(head_dim),
+      scale_(scale) {
   if (heads <= 0 || kv_heads <= 0 || head_dim <= 0 || heads % kv_heads != 0)
     throw UsageError("CP attention: need positive heads, kv_heads and head_dim with heads (" +
                      std::to_string(heads) + ") a multiple of kv_heads (" +
                      std::to_string(kv_heads) + ")");
-  MPI_Comm_rank(comm_, &rank_);
-  MPI_Comm_size(comm_, &size_);
 }
 
 // Checks the layout against the communicator and sets the per-rank counts and
@@ -157,15 +160,15 @@ void CpAttention::check_layout(const CpLayout& layout) {
                      " CP ranks but the communicator " + std::to_string(size_));
   const size_t kv_row = rows(kv_heads_, head_dim_);
   const size_t total = 2 * rows(layout.length(), kv_row);
-  // MPI counts are int; the kernels take the sequence length as int too.
+  // The kernels take the sequence length as int, and MPI its counts.
   if (total > static_cast<size_t>(INT_MAX))
     throw UsageError("CP attention: a sequence of " + std::to_string(layout.length()) +
                      " tokens has too many K/V elements for MPI's int counts");
   counts_.resize(static_cast<size_t>(size_));
   displs_.resize(static_cast<size_t>(size_));
   for (int r = 0; r < size_; ++r) {
-    counts_[r] = static_cast<int>(2 * rows(layout.tokens(r), kv_row));
-    displs_[r] = static_cast<int>(2 * rows(layout.first_row(r), kv_row));
+    counts_[r] = 2 * rows(layout.tokens(r), kv_row);
+    displs_[r] = 2 * rows(layout.first_row(r), kv_row);
   }
 }
 
@@ -180,8 +183,7 @@ void CpAttention::gather_kv(const CpLayout& layout, const E* k, const E* v, std:
   E* mine = by_rank.data() + displs_[rank_];
   copy_rows(k, mine, n, kv_row);
   copy_rows(v, mine + rows(n, kv_row), n, kv_row);
-  MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, by_rank.data(), counts_.data(), displs_.data(),
-                 mpi_type<E>(), comm_);
+  comm_.allgatherv(mine, counts_[rank_], by_rank.data(), counts_, displs_, dtype_of<E>());
 
   keys.resize(rows(layout.length(), kv_row));
   values.resize(rows(layout.length(), kv_row));
@@ -322,8 +324,8 @@ void CpAttention::reduce_scatter_grads(const CpLayout& layout, float* dk, float*
   }
   const int64_t n = layout.tokens(rank_);
   grad_share_.resize(2 * rows(n, kv_row));
-  MPI_Reduce_scatter(by_rank_.data(), grad_share_.data(), counts_.data(), MPI_FLOAT, MPI_SUM,
-                     comm_);
+  comm_.reduce_scatter_v(by_rank_.data(), grad_share_.data(), counts_, DType::f32,
+                         comm::ReduceOp::sum);
   copy_rows(grad_share_.data(), dk, n, kv_row);
   copy_rows(grad_share_.data() + rows(n, kv_row), dv, n, kv_row);
 }

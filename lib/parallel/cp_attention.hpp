@@ -6,20 +6,20 @@
 // built by hand), and attention is causal within documents, in GLOBAL
 // positions.
 //
-//   forward   one MPI_Allgatherv of K and V together (FP32, variable counts),
+//   forward   one allgatherv of K and V together (FP32, variable counts),
 //             placed in global position order; then, for each contiguous run
 //             [b, e) of local positions (adjacent ranges merged), the kernel
 //             runs its queries (q_offset = b) against the keys [start of the
 //             document holding b, e) only (k_offset = that start): keys before
 //             that document or after e are masked anyway, so they are skipped.
 //             Outputs O and the LSE of the local queries.
-//   backward  re-gathers K and V (one MPI_Allgatherv, as in the forward; the
+//   backward  re-gathers K and V (one allgatherv, as in the forward; the
 //             forward keeps nothing, so one object serves every layer and
 //             micro-batch of a pipeline schedule without holding cp x the
 //             local K/V per layer in flight), runs the kernel's backward per
 //             run: dQ of the local queries, and partial dK, dV over the runs'
 //             key windows, summed into a full-sequence buffer; then one
-//             MPI_Reduce_scatter (FP32 sum, per-rank counts, rows permuted to
+//             reduce_scatter_v (FP32 sum, per-rank counts, rows permuted to
 //             rank order) gives each owner the dK, dV of its tokens.
 //
 // Exact in FP32: every query sees exactly the keys it sees on one rank; the
@@ -42,12 +42,11 @@
 // path yet).
 #pragma once
 
-#include <mpi.h>
-
 #include <cstdint>
 #include <span>
 #include <vector>
 
+#include "comm/comm.hpp"
 #include "core/bf16.hpp"
 #include "packing/packing.hpp"
 
@@ -105,7 +104,7 @@ class CpAttention {
   // comm: the CP group (not duplicated; its size must equal the layouts'
   // ranks). heads % kv_heads == 0; scale 0 = 1/sqrt(head_dim). Throws
   // UsageError for impossible head counts.
-  CpAttention(MPI_Comm comm, int heads, int kv_heads, int head_dim, float scale = 0);
+  CpAttention(comm::Communicator& comm, int heads, int kv_heads, int head_dim, float scale = 0);
 
   int rank() const { return rank_; }
   int size() const { return size_; }
@@ -148,7 +147,7 @@ class CpAttention {
   void reduce_scatter_grads(const CpLayout& layout, float* dk, float* dv);
   void finish_call(const CpAttentionTiming& timing);
 
-  MPI_Comm comm_;
+  comm::Communicator& comm_;
   int rank_ = 0, size_ = 1;
   int heads_, kv_heads_, head_dim_;
   float scale_;
@@ -160,7 +159,7 @@ class CpAttention {
   std::vector<float> dk_full_, dv_full_;      // partial dK, dV over the whole sequence
   std::vector<float> dk_window_, dv_window_;  // one range's key-window gradients
   std::vector<float> grad_share_;             // this rank's reduced dK|dV
-  std::vector<int> counts_, displs_;          // per-rank element counts and offsets
+  std::vector<size_t> counts_, displs_;       // per-rank element counts and offsets
   CpAttentionTiming last_, total_;
 };
 

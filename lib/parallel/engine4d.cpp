@@ -20,11 +20,6 @@ size_t idx(int64_t row, int64_t width) {
   return static_cast<size_t>(row) * static_cast<size_t>(width);
 }
 
-int count_of(size_t n) {
-  if (n > static_cast<size_t>(INT_MAX)) throw std::length_error("4D engine: message too large");
-  return static_cast<int>(n);
-}
-
 // MPI tags of micro-batch i's activation (forward) and its gradient (backward).
 int forward_tag(int i) {
   return 2 * i;
@@ -86,7 +81,7 @@ struct Engine4D::InFlight {
   // Last stage: the head's saved values and d(loss)/d(logits).
   std::vector<float> x_final, rstd_final, logits;
   model::Activation xn_final;
-  MPI_Request send = MPI_REQUEST_NULL;  // the pending send of x, if any
+  comm::Request send;  // the pending send of x, if any
 };
 
 Engine4D::Engine4D(MPI_Comm world, const model::ModelConfig& config, Grid4 grid,
@@ -98,14 +93,16 @@ Engine4D::Engine4D(MPI_Comm world, const model::ModelConfig& config, Grid4 grid,
       dp_rank_(process_grid_.coord("dp")),
       plan_(make_shard_plan(config, grid_.tp, process_grid_.coord("tp"), grid_.pp,
                             process_grid_.coord("pp"))),
-      grad_comm_(process_grid_.make_sub_comm({"cp", "dp"})),
-      norm_comm_(process_grid_.make_sub_comm({"tp", "pp"})),
-      pp_comm_(process_grid_.comm("pp")),
+      grid_comm_(comm::make_mpi_communicator(process_grid_.comm())),
+      tp_comm_(comm::make_mpi_communicator(process_grid_.comm("tp"))),
+      cp_comm_(comm::make_mpi_communicator(process_grid_.comm("cp"))),
+      pp_comm_(comm::make_mpi_communicator(process_grid_.comm("pp"))),
+      grad_comm_(comm::make_mpi_communicator(process_grid_.make_sub_comm({"cp", "dp"}).get())),
+      norm_comm_(comm::make_mpi_communicator(process_grid_.make_sub_comm({"tp", "pp"}).get())),
       shards_(local_tensors(plan_)),
       params_(precision),
-      tp_group_(process_grid_.comm("tp")),
-      cp_attention_(process_grid_.comm("cp"), plan_.heads.count, plan_.kv_heads.count,
-                    config.head_dim()),
+      tp_group_(*tp_comm_),
+      cp_attention_(*cp_comm_, plan_.heads.count, plan_.kv_heads.count, config.head_dim()),
       optimizer_(adamw, seed) {
   const int d = config_.d_model;
   if (plan_.has_embedding()) {
@@ -128,13 +125,9 @@ Engine4D::Engine4D(MPI_Comm world, const model::ModelConfig& config, Grid4 grid,
   initialise(seed);
 }
 
-Engine4D::~Engine4D() {
-  for (auto* pool : {&in_flight_, &spare_}) {
-    for (auto& state : *pool) {
-      if (state && state->send != MPI_REQUEST_NULL) MPI_Wait(&state->send, MPI_STATUS_IGNORE);
-    }
-  }
-}
+// Pending sends complete in their requests' destructors, before the
+// communicators they run on go (declared earlier, destroyed later).
+Engine4D::~Engine4D() = default;
 
 // Each matrix shard is cut from the full tensor Model would initialise
 // (same seed, name and element index); gains are 1 already (RmsNorm).
@@ -229,13 +222,13 @@ StepReport Engine4D::forward_backward(std::span<const TrainMicroBatch> step) {
   Stopwatch dp_watch;
   if (grid_.cp * grid_.dp > 1) {
     std::span<float> grads = params_.grads();
-    MPI_Allreduce(MPI_IN_PLACE, grads.data(), count_of(grads.size()), MPI_FLOAT, MPI_SUM,
-                  grad_comm_.get());
+    grad_comm_->allreduce(grads.data(), grads.data(), grads.size(), DType::f32,
+                          comm::ReduceOp::sum);
   }
   report.dp_comm_s = dp_watch.seconds();
 
   // The last stage's tp rank 0 of every (cp, dp) holds a share of the loss.
-  MPI_Allreduce(MPI_IN_PLACE, &loss_sum_, 1, MPI_DOUBLE, MPI_SUM, process_grid_.comm());
+  grid_comm_->allreduce(&loss_sum_, &loss_sum_, 1, DType::f64, comm::ReduceOp::sum);
   report.loss =
       report.counted_tokens > 0 ? loss_sum_ / static_cast<double>(report.counted_tokens) : 0.0;
   report.step_s = step_watch.seconds();
@@ -262,7 +255,7 @@ double Engine4D::clip_gradients(float clip) {
     if (shards_[k].split == TensorShard::whole && plan_.tp_rank != 0) continue;
     for (float g : params_[k].grad()) sum += double{g} * g;
   }
-  MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_DOUBLE, MPI_SUM, norm_comm_.get());
+  norm_comm_->allreduce(&sum, &sum, 1, DType::f64, comm::ReduceOp::sum);
   const double norm = std::sqrt(sum);
   if (clip > 0 && norm > clip) {
     const float scale = static_cast<float>(clip / norm);  // as model::clip_grad_norm
@@ -298,9 +291,9 @@ std::unique_ptr<Engine4D::InFlight> Engine4D::acquire() {
 }
 
 void Engine4D::wait_send(InFlight& state, StepReport& report) {
-  if (state.send == MPI_REQUEST_NULL) return;
+  if (!state.send.active()) return;
   Stopwatch watch;
-  MPI_Wait(&state.send, MPI_STATUS_IGNORE);
+  state.send.wait();
   report.pp_comm_s += watch.seconds();
 }
 
@@ -315,9 +308,7 @@ double Engine4D::forward(int i, const LocalSequence& seq, double normalizer, Ste
     embedding_->forward(seq.tokens, x.data());
   } else {
     Stopwatch watch;
-    MPI_Request recv;
-    MPI_Irecv(x.data(), count_of(count), MPI_FLOAT, stage - 1, forward_tag(i), pp_comm_, &recv);
-    MPI_Wait(&recv, MPI_STATUS_IGNORE);
+    pp_comm_->recv(x.data(), count, DType::f32, stage - 1, forward_tag(i));
     report.pp_comm_s += watch.seconds();
   }
   Stopwatch compute;
@@ -344,8 +335,7 @@ double Engine4D::forward(int i, const LocalSequence& seq, double normalizer, Ste
   const double compute_s = compute.seconds();
   if (!plan_.has_head()) {
     Stopwatch watch;
-    MPI_Isend(x.data(), count_of(count), MPI_FLOAT, stage + 1, forward_tag(i), pp_comm_,
-              &state->send);
+    state->send = pp_comm_->isend(x.data(), count, DType::f32, stage + 1, forward_tag(i));
     report.pp_comm_s += watch.seconds();
   }
   in_flight_[i] = std::move(state);
@@ -360,9 +350,7 @@ double Engine4D::backward(int i, const LocalSequence& seq, StepReport& report) {
   if (!plan_.has_head()) {
     wait_send(*state, report);  // the activation went out of this buffer
     Stopwatch watch;
-    MPI_Request recv;
-    MPI_Irecv(dx.data(), count_of(count), MPI_FLOAT, stage + 1, backward_tag(i), pp_comm_, &recv);
-    MPI_Wait(&recv, MPI_STATUS_IGNORE);
+    pp_comm_->recv(dx.data(), count, DType::f32, stage + 1, backward_tag(i));
     report.pp_comm_s += watch.seconds();
   }
   Stopwatch compute;
@@ -381,8 +369,7 @@ double Engine4D::backward(int i, const LocalSequence& seq, StepReport& report) {
   const double compute_s = compute.seconds();
   if (!plan_.has_embedding()) {
     Stopwatch watch;
-    MPI_Isend(dx.data(), count_of(count), MPI_FLOAT, stage - 1, backward_tag(i), pp_comm_,
-              &state->send);
+    state->send = pp_comm_->isend(dx.data(), count, DType::f32, stage - 1, backward_tag(i));
     report.pp_comm_s += watch.seconds();
   }
   spare_.push_back(std::move(state));
@@ -408,8 +395,7 @@ std::vector<float> Engine4D::gather_full(bool gradients) {
       for (size_t i = 0; i < local.size(); ++i) out[offset + shard.full_index(i)] = local[i];
     }
   }
-  MPI_Allreduce(MPI_IN_PLACE, out.data(), count_of(out.size()), MPI_FLOAT, MPI_SUM,
-                process_grid_.comm());
+  grid_comm_->allreduce(out.data(), out.data(), out.size(), DType::f32, comm::ReduceOp::sum);
   return out;
 }
 

@@ -19,8 +19,8 @@
 //       embedding, the last the final norm, LM head and loss); micro-batches
 //       run the 1F1B schedule (schedule.hpp), activations and their gradients
 //       travel between the same (t, c, r) of adjacent stages with
-//       MPI_Isend/MPI_Irecv (sizes known to both: every rank holds every
-//       micro-batch of the step).
+//       non-blocking sends and blocking receives on comm::Communicator (sizes
+//       known to both: every rank holds every micro-batch of the step).
 //   dp  replica r trains micro-batches [r m, (r + 1) m) of the step's
 //       dp x m (the order lib/packing's Step uses).
 //
@@ -60,6 +60,7 @@
 #include <string>
 #include <vector>
 
+#include "comm/comm.hpp"
 #include "core/grid.hpp"
 #include "model/config.hpp"
 #include "model/layers.hpp"
@@ -166,9 +167,11 @@ class Engine4D {
   ProcessGrid process_grid_;
   int cp_rank_ = 0, dp_rank_ = 0;
   ShardPlan plan_;
-  CommHandle grad_comm_;  // cp x dp: the ranks holding the same parameters
-  CommHandle norm_comm_;  // tp x pp: every parameter once
-  MPI_Comm pp_comm_;
+  // The grid's communicators (comm::Communicator over duplicates of its MPI
+  // communicators): the whole grid, each dimension, and two products.
+  std::unique_ptr<comm::Communicator> grid_comm_, tp_comm_, cp_comm_, pp_comm_;
+  std::unique_ptr<comm::Communicator> grad_comm_;  // cp x dp: the ranks holding the same parameters
+  std::unique_ptr<comm::Communicator> norm_comm_;  // tp x pp: every parameter once
   std::vector<TensorShard> shards_;
 
   model::Parameters params_;

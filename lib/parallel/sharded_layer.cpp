@@ -36,14 +36,10 @@ std::string layer_prefix(int layer) {
 
 // --- tensor-parallel group --------------------------------------------------------
 
-TensorParallelGroup::TensorParallelGroup(MPI_Comm comm) : comm_(comm) {
-  MPI_Comm_size(comm_, &size_);
-}
-
 void TensorParallelGroup::allreduce_sum(float* x, size_t count) {
-  if (size_ == 1) return;
+  if (size() == 1) return;
   Stopwatch watch;
-  MPI_Allreduce(MPI_IN_PLACE, x, static_cast<int>(count), MPI_FLOAT, MPI_SUM, comm_);
+  comm_.allreduce(x, x, count, DType::f32, comm::ReduceOp::sum);
   seconds_ += watch.seconds();
 }
 

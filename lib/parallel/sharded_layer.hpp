@@ -20,8 +20,6 @@
 // exactly what the single-rank layer does.
 #pragma once
 
-#include <mpi.h>
-
 #include <cstdint>
 #include <vector>
 
@@ -37,15 +35,14 @@ namespace paralab::parallel {
 // of one does nothing).
 class TensorParallelGroup {
  public:
-  explicit TensorParallelGroup(MPI_Comm comm);
-  int size() const { return size_; }
+  explicit TensorParallelGroup(comm::Communicator& comm) : comm_(comm) {}
+  int size() const { return comm_.size(); }
   void allreduce_sum(float* x, size_t count);
   double seconds() const { return seconds_; }
   void reset_timing() { seconds_ = 0; }
 
  private:
-  MPI_Comm comm_;
-  int size_ = 1;
+  comm::Communicator& comm_;
   double seconds_ = 0;
 };
 

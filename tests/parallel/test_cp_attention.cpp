@@ -230,7 +230,8 @@ void expect_matches(const Reference& ref, int cp, const CpShards& shards, const 
   if (!group.member()) return;
   SCOPED_TRACE(what + " at cp=" + std::to_string(cp));
   const CpLayout layout(ref.doc_starts, ref.length, shards);
-  CpAttention attention(group.comm(), kHeads, kKvHeads, kHeadDim, kScale);
+  const auto comm = comm::make_mpi_communicator(group.comm());
+  CpAttention attention(*comm, kHeads, kKvHeads, kHeadDim, kScale);
   const int rank = attention.rank();
   const int q_width = kHeads * kHeadDim, kv_width = kKvHeads * kHeadDim;
   const auto q = local_rows(layout, rank, ref.q, q_width);
@@ -337,7 +338,8 @@ TEST(CpAttention, Bf16ForwardMatchesSingleRank) {
     if (!group.member()) continue;
     SCOPED_TRACE("bf16 at cp=" + std::to_string(cp));
     const CpLayout layout(ref.doc_starts, ref.length, per_document(kDocs, cp));
-    CpAttention attention(group.comm(), kHeads, kKvHeads, kHeadDim, kScale);
+    const auto comm = comm::make_mpi_communicator(group.comm());
+    CpAttention attention(*comm, kHeads, kKvHeads, kHeadDim, kScale);
     const int rank = attention.rank();
     const auto q = local_rows(layout, rank, q16, kHeads * kHeadDim);
     const auto k = local_rows(layout, rank, k16, kKvHeads * kHeadDim);
@@ -358,7 +360,8 @@ TEST(CpAttention, RepeatedCallsAgreeAndTimingsAddUp) {
   const Reference ref = make_reference(kDocs, 17);
   const int cp = world_size();
   const CpLayout layout(ref.doc_starts, ref.length, per_document(kDocs, cp));
-  CpAttention attention(MPI_COMM_WORLD, kHeads, kKvHeads, kHeadDim, kScale);
+  const auto world = comm::make_mpi_communicator(MPI_COMM_WORLD);
+  CpAttention attention(*world, kHeads, kKvHeads, kHeadDim, kScale);
   const int rank = attention.rank();
   const int q_width = kHeads * kHeadDim, kv_width = kKvHeads * kHeadDim;
   const auto q = local_rows(layout, rank, ref.q, q_width);
@@ -427,9 +430,10 @@ TEST(CpLayout, RejectsShardsThatDoNotCoverTheSequenceOnce) {
 }
 
 TEST(CpAttention, RejectsBadHeadsAndMismatchedLayouts) {
-  EXPECT_THROW(CpAttention(MPI_COMM_WORLD, 4, 3, 32), UsageError);
-  EXPECT_THROW(CpAttention(MPI_COMM_WORLD, 4, 2, 0), UsageError);
-  CpAttention attention(MPI_COMM_WORLD, kHeads, kKvHeads, kHeadDim);
+  const auto world = comm::make_mpi_communicator(MPI_COMM_WORLD);
+  EXPECT_THROW(CpAttention(*world, 4, 3, 32), UsageError);
+  EXPECT_THROW(CpAttention(*world, 4, 2, 0), UsageError);
+  CpAttention attention(*world, kHeads, kKvHeads, kHeadDim);
   const std::vector<int64_t> starts = {0};
   // A valid layout for one rank more than the communicator has.
   CpShards shards(world_size() + 1);
