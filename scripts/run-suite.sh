@@ -87,11 +87,20 @@ run_wlb_4d() {
   "$bin/wlb_4d" --mode simulate --steps 32 -o "$out/wlb_4d_sim.h5"
 }
 
+# Parameter vulnerability: a small DLRM trained here, then single bit flips in
+# its stored parameters per component, storage type and bit class.
+run_pvf() {
+  paralab_mpirun -np "$PARALAB_RANKS" "$bin/pvf" --train-steps 1000 --trials 256 \
+    --dtypes fp32,bf16,int8 -o "$out/pvf.h5"
+  "$PARALAB_PYTHON" "$here/plot_pvf.py" "$out/pvf.h5" --dtype fp32 -o "$out/pvf_fp32.png"
+}
+
 run_comm_bench
 run_ring_attention
 run_bf16_train
 run_dlrm_a2a
 run_wlb_4d
+run_pvf
 run_kernels_bench
 
 echo
