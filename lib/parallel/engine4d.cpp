@@ -272,9 +272,9 @@ void Engine4D::run_pipeline(std::span<const LocalSequence> local, std::span<cons
   if (m == 0) return;
   in_flight_.clear();
   in_flight_.resize(m);
-  for (const PipelineOp& op : one_f_one_b(plan_.stage, plan_.pp, m)) {
+  for (const schedule::PipelineOp& op : schedule::one_f_one_b(plan_.stage, plan_.pp, m)) {
     const int i = op.micro_batch;
-    if (op.kind == PipelineOp::forward) {
+    if (op.kind == schedule::PipelineOp::forward) {
       report.forward_s[slots[i]] = forward(i, local[i], normalizer, report);
     } else {
       report.backward_s[slots[i]] = backward(i, local[i], report);

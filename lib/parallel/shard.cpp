@@ -40,7 +40,7 @@ ShardPlan make_shard_plan(const model::ModelConfig& config, int tp, int tp_rank,
   ShardPlan plan;
   plan.config = config;
   plan.tp = tp, plan.tp_rank = tp_rank, plan.pp = pp, plan.stage = stage;
-  plan.layers = stage_layers(config.layers, stage, pp);
+  plan.layers = schedule::stage_layers(config.layers, stage, pp);
   plan.heads = even_share(config.heads, tp_rank, tp);
   plan.kv_heads = even_share(config.kv_heads, tp_rank, tp);
   plan.ffn = even_share(config.ffn, tp_rank, tp);

@@ -2,7 +2,7 @@
 // tensor x pipeline parallel grid holds, and how each of its tensors maps onto
 // the full (single-rank) tensor of the same name.
 //
-// Pipeline stage s holds the layers stage_layers(layers, s, pp) (schedule.hpp);
+// Pipeline stage s holds the layers stage_layers(layers, s, pp) (schedule/pipeline.hpp);
 // stage 0 also the embedding, the last stage the final RMSNorm and the LM head.
 // Inside a stage, Megatron-LM tensor parallelism over tp ranks:
 //   column-parallel (a block of rows of W [out, in]):  wq (query heads),
@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "model/config.hpp"
-#include "parallel/schedule.hpp"
+#include "schedule/pipeline.hpp"
 
 namespace paralab::parallel {
 
@@ -36,10 +36,10 @@ struct ShardPlan {
   model::ModelConfig config;  // the full model
   int tp = 1, tp_rank = 0;
   int pp = 1, stage = 0;
-  LayerRange layers;  // this stage's layers
-  Share heads;        // query heads of this tp rank
-  Share kv_heads;     // key/value heads of this tp rank
-  Share ffn;          // SwiGLU hidden rows of this tp rank
+  schedule::LayerRange layers;  // this stage's layers
+  Share heads;                  // query heads of this tp rank
+  Share kv_heads;               // key/value heads of this tp rank
+  Share ffn;                    // SwiGLU hidden rows of this tp rank
 
   bool has_embedding() const { return stage == 0; }
   bool has_head() const { return stage == pp - 1; }

@@ -2,13 +2,13 @@
 // the lib/sim timeline; see step.hpp for what is modelled.
 #include "wlb/step.hpp"
 
-#include "sim/collectives.hpp"
-
 #include <algorithm>
 #include <numeric>
 #include <string>
 
 #include "core/errors.hpp"
+#include "schedule/pipeline.hpp"
+#include "sim/collectives.hpp"
 #include "sim/links.hpp"
 
 namespace paralab::wlb {
@@ -119,19 +119,6 @@ packing::WorkloadModel workload_model(const ModelPreset& model, const Grid& grid
   return workload;
 }
 
-std::vector<int> one_f_one_b_order(int stage, int stages, int micro_batches) {
-  const int warmup = std::min(stages - stage - 1, micro_batches);
-  std::vector<int> order;
-  order.reserve(2 * size_t(micro_batches));
-  for (int i = 0; i < warmup; ++i) order.push_back(i);
-  for (int i = 0; i < micro_batches - warmup; ++i) {
-    order.push_back(warmup + i);
-    order.push_back(-(i + 1));
-  }
-  for (int i = micro_batches - warmup; i < micro_batches; ++i) order.push_back(-(i + 1));
-  return order;
-}
-
 PipelineResult simulate_1f1b(const PipelineInput& input) {
   const int stages = input.stages;
   if (stages < 1) throw UsageError("pipeline: needs at least one stage");
@@ -155,9 +142,10 @@ PipelineResult simulate_1f1b(const PipelineInput& input) {
         send_backward(stages, std::vector<TaskId>(m));
     for (int s = 0; s < stages; ++s) {
       const int rank = r * stages + s;
-      for (int entry : one_f_one_b_order(s, stages, int(m))) {
-        const bool is_forward = entry >= 0;
-        const size_t i = size_t(is_forward ? entry : -entry - 1);
+      // The order Engine4D runs (schedule/pipeline.hpp).
+      for (const schedule::PipelineOp& op : schedule::one_f_one_b(s, stages, int(m))) {
+        const bool is_forward = op.kind == schedule::PipelineOp::forward;
+        const auto i = size_t(op.micro_batch);
         std::string label(is_forward ? "F" : "B");
         label += std::to_string(i);
         const TaskId task =

@@ -88,11 +88,6 @@ struct PipelineResult {
 // wrong number of boundary links.
 PipelineResult simulate_1f1b(const PipelineInput& input);
 
-// The stage order of 1F1B for one stage: warm-up forwards, alternating
-// forward/backward, cool-down backwards. Entries are micro-batch indices,
-// forward as i, backward as -(i + 1).
-std::vector<int> one_f_one_b_order(int stage, int stages, int micro_batches);
-
 struct SimulatedStep {
   double step_s = 0;
   double bubble_fraction = 0;

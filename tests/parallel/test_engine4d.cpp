@@ -20,8 +20,8 @@
 #include "model/model.hpp"
 #include "model/optimizer.hpp"
 #include "parallel/engine4d.hpp"
-#include "parallel/schedule.hpp"
 #include "parallel/shard.hpp"
+#include "schedule/pipeline.hpp"
 
 namespace paralab::parallel {
 namespace {
@@ -201,11 +201,11 @@ TEST(PipelineSchedule, OneFOneBOrdersEveryMicroBatch) {
   for (int stages = 1; stages <= 4; ++stages)
     for (int m = 1; m <= 7; ++m)
       for (int s = 0; s < stages; ++s) {
-        const std::vector<PipelineOp> ops = one_f_one_b(s, stages, m);
+        const std::vector<schedule::PipelineOp> ops = schedule::one_f_one_b(s, stages, m);
         ASSERT_EQ(ops.size(), 2u * m);
         int forwards = 0, backwards = 0, most_in_flight = 0;
-        for (const PipelineOp& op : ops) {
-          if (op.kind == PipelineOp::forward) {
+        for (const schedule::PipelineOp& op : ops) {
+          if (op.kind == schedule::PipelineOp::forward) {
             EXPECT_EQ(op.micro_batch, forwards++);  // forwards in order
           } else {
             EXPECT_EQ(op.micro_batch, backwards++);  // backwards in order
@@ -216,12 +216,12 @@ TEST(PipelineSchedule, OneFOneBOrdersEveryMicroBatch) {
         EXPECT_EQ(most_in_flight, std::min(stages - s, m)) << s << "/" << stages << " m " << m;
       }
   // Stage 0 of 3 over 4 micro-batches: F0 F1 F2 B0 F3 B1 B2 B3.
-  using Op = PipelineOp;
-  const std::vector<PipelineOp> want = {{Op::forward, 0},  {Op::forward, 1}, {Op::forward, 2},
-                                        {Op::backward, 0}, {Op::forward, 3}, {Op::backward, 1},
-                                        {Op::backward, 2}, {Op::backward, 3}};
-  EXPECT_EQ(one_f_one_b(0, 3, 4), want);
-  EXPECT_THROW(one_f_one_b(3, 3, 4), UsageError);
+  using Op = schedule::PipelineOp;
+  const std::vector<Op> want = {{Op::forward, 0},  {Op::forward, 1}, {Op::forward, 2},
+                                {Op::backward, 0}, {Op::forward, 3}, {Op::backward, 1},
+                                {Op::backward, 2}, {Op::backward, 3}};
+  EXPECT_EQ(schedule::one_f_one_b(0, 3, 4), want);
+  EXPECT_THROW(schedule::one_f_one_b(3, 3, 4), UsageError);
 }
 
 TEST(ShardPlan, EveryElementIsHeldOnceOverTpAndPp) {
@@ -250,8 +250,8 @@ TEST(ShardPlan, EveryElementIsHeldOnceOverTpAndPp) {
       EXPECT_EQ(std::count(held.begin(), held.end(), 1), static_cast<long>(held.size()))
           << "tp " << tp << " pp " << pp;
     }
-  EXPECT_EQ(stage_layers(5, 0, 3).count, 2);
-  EXPECT_EQ(stage_layers(5, 2, 3).first, 4);
+  EXPECT_EQ(schedule::stage_layers(5, 0, 3).count, 2);
+  EXPECT_EQ(schedule::stage_layers(5, 2, 3).first, 4);
 }
 
 // Loss and every gradient of one step, and the initial weights, per grid.

@@ -1,4 +1,4 @@
-// schedule.hpp: the pipeline-parallel 1F1B schedule (PipeDream-Flush /
+// pipeline.hpp: the pipeline-parallel 1F1B schedule (PipeDream-Flush /
 // Megatron-LM) and the split of a model's layers over pipeline stages.
 //
 // A stage s of pp runs, for its m micro-batches in order:
@@ -8,12 +8,13 @@
 // So at most pp - s micro-batches are in flight on stage s (their
 // activations kept for backward), and the last stage runs each backward
 // right after its forward. The schedule is plain data, so the measure
-// executor (Engine4D) and a simulator can play the same list.
+// executor (parallel::Engine4D) and the simulator (wlb::simulate_1f1b) run
+// the same list.
 #pragma once
 
 #include <vector>
 
-namespace paralab::parallel {
+namespace paralab::schedule {
 
 struct PipelineOp {
   enum Kind { forward, backward };
@@ -36,4 +37,4 @@ struct LayerRange {
 };
 LayerRange stage_layers(int layers, int stage, int stages);
 
-}  // namespace paralab::parallel
+}  // namespace paralab::schedule

@@ -1,11 +1,11 @@
-#include "parallel/schedule.hpp"
+#include "schedule/pipeline.hpp"
 
 #include <algorithm>
 #include <string>
 
 #include "core/errors.hpp"
 
-namespace paralab::parallel {
+namespace paralab::schedule {
 
 std::vector<PipelineOp> one_f_one_b(int stage, int stages, int micro_batches) {
   if (stages < 1 || micro_batches < 1) {
@@ -43,4 +43,4 @@ LayerRange stage_layers(int layers, int stage, int stages) {
   return {stage * base + std::min(stage, extra), base + (stage < extra ? 1 : 0)};
 }
 
-}  // namespace paralab::parallel
+}  // namespace paralab::schedule
