@@ -50,6 +50,7 @@ class Player {
 
  private:
   double comm_seconds(int rank, const Op& op) const {
+    if (op.fixed_seconds >= 0) return op.fixed_seconds;
     if (op.kind == OpKind::send)
       return sim::collective_time(hw_, sim::Collective::send_recv,
                                   sim::pair_group(hw_, p_.gpu(rank), p_.gpu(op.peer)), op.bytes)
@@ -186,7 +187,7 @@ class Player {
       const Op& op = p_.op(rank, id);
       const bool uneven = !op.peer_bytes.empty();
       if (op.collective != first.collective || uneven != !first.peer_bytes.empty() ||
-          (!uneven && op.bytes != first.bytes))
+          (!uneven && op.bytes != first.bytes) || op.fixed_seconds != first.fixed_seconds)
         fail("group '" + group.name + "': " + where(op, rank, id) + " meets " +
              where(first, r0, i0) + ", a different collective or size");
     }
@@ -194,7 +195,8 @@ class Player {
 
   double instance_seconds(const std::vector<std::pair<int, OpId>>& members) const {
     const auto [r0, i0] = members.front();
-    if (p_.op(r0, i0).peer_bytes.empty()) return comm_seconds(r0, p_.op(r0, i0));
+    const Op& first = p_.op(r0, i0);
+    if (first.peer_bytes.empty() || first.fixed_seconds >= 0) return comm_seconds(r0, first);
     std::vector<std::vector<double>> bytes;
     std::vector<int> gpus;
     for (const auto& [rank, id] : members) {

@@ -151,6 +151,16 @@ OpId Program::alltoallv(int rank, int group_index, std::vector<double> peer_byte
   return id;
 }
 
+void Program::set_fixed_seconds(int rank, OpId id, double seconds) {
+  check_rank(rank, "set_fixed_seconds");
+  if (id >= ops(rank).size()) fail("set_fixed_seconds: no operation " + std::to_string(id));
+  Op& op = ops_[static_cast<size_t>(rank)][id];
+  if (op.kind != OpKind::send && op.kind != OpKind::collective)
+    fail(op.label + ": only a send or a collective takes a fixed time");
+  if (!(seconds >= 0) || !std::isfinite(seconds)) fail(op.label + ": seconds must be >= 0");
+  op.fixed_seconds = seconds;
+}
+
 OpId Program::wait(int rank, std::vector<OpId> ops, OpRef ref, std::string label) {
   return push(rank, make_op(OpKind::wait, std::move(label), std::move(ops), ref));
 }

@@ -112,6 +112,9 @@ struct Op {
   // An all-to-all with uneven sizes (alltoallv): bytes to each group member,
   // in the group's order; empty for every other collective.
   std::vector<double> peer_bytes;
+  // A send or collective the planner priced itself (seconds; < 0: the
+  // player prices it from its bytes and the profile).
+  double fixed_seconds = -1;
 };
 
 struct Group {
@@ -150,6 +153,11 @@ class Program {
   OpId alltoallv(int rank, int group, std::vector<double> peer_bytes, std::vector<OpId> after = {},
                  OpRef ref = {}, std::string label = "alltoallv");
   OpId wait(int rank, std::vector<OpId> ops, OpRef ref = {}, std::string label = "wait");
+
+  // Prices a send or collective the planner knows better (a link of its own,
+  // a representative rank standing for a larger group): the player then
+  // takes `seconds` as it is. A collective's members must agree.
+  void set_fixed_seconds(int rank, OpId op, double seconds);
 
   const std::vector<Op>& ops(int rank) const;
   const Op& op(int rank, OpId id) const { return ops(rank).at(id); }

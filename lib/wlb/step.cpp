@@ -8,6 +8,7 @@
 
 #include "core/errors.hpp"
 #include "schedule/pipeline.hpp"
+#include "schedule/play.hpp"
 #include "sim/collectives.hpp"
 #include "sim/links.hpp"
 
@@ -15,7 +16,6 @@ namespace paralab::wlb {
 namespace {
 
 using sim::Resource;
-using sim::TaskId;
 
 // A collective over `ranks` ranks spaced `stride` apart (ranks packed node
 // by node), costed by the profile's communication model (sim/collectives.hpp).
@@ -119,73 +119,29 @@ packing::WorkloadModel workload_model(const ModelPreset& model, const Grid& grid
   return workload;
 }
 
+// The pipeline's program (schedule/pipeline.hpp, what Engine4D walks), every
+// cost fixed by the caller, played by the schedule layer.
 PipelineResult simulate_1f1b(const PipelineInput& input) {
-  const int stages = input.stages;
-  if (stages < 1) throw UsageError("pipeline: needs at least one stage");
-  if (input.replicas.empty()) throw UsageError("pipeline: needs at least one replica");
-  for (const auto& replica : input.replicas)
-    if (replica.empty()) throw UsageError("pipeline: every replica needs a micro-batch");
-  if (int(input.boundary_links.size()) != stages - 1)
-    throw UsageError("pipeline: " + std::to_string(stages) + " stages need " +
-                     std::to_string(stages - 1) + " boundary links, got " +
-                     std::to_string(input.boundary_links.size()));
-
-  const int replicas = int(input.replicas.size());
-  sim::Timeline timeline(replicas * stages);
-  std::vector<TaskId> last_compute(size_t(replicas) * stages);
-  for (int r = 0; r < replicas; ++r) {
-    const std::vector<StageWork>& work = input.replicas[r];
-    const size_t m = work.size();
-    // [stage][micro-batch]: the compute tasks and the sends that follow them.
-    std::vector<std::vector<TaskId>> forward(stages, std::vector<TaskId>(m)),
-        backward(stages, std::vector<TaskId>(m)), send_forward(stages, std::vector<TaskId>(m)),
-        send_backward(stages, std::vector<TaskId>(m));
-    for (int s = 0; s < stages; ++s) {
-      const int rank = r * stages + s;
-      // The order Engine4D runs (schedule/pipeline.hpp).
-      for (const schedule::PipelineOp& op : schedule::one_f_one_b(s, stages, int(m))) {
-        const bool is_forward = op.kind == schedule::PipelineOp::forward;
-        const auto i = size_t(op.micro_batch);
-        std::string label(is_forward ? "F" : "B");
-        label += std::to_string(i);
-        const TaskId task =
-            timeline.add(rank, Resource::compute,
-                         is_forward ? work[i].forward_s : work[i].backward_s, {}, label);
-        (is_forward ? forward : backward)[s][i] = task;
-        last_compute[rank] = task;
-        if (is_forward && s + 1 < stages)
-          send_forward[s][i] =
-              timeline.add(rank, Resource::comm, input.boundary_links[s].time(work[i].send_bytes),
-                           {task}, "send " + label);
-        if (!is_forward && s > 0)
-          send_backward[s][i] = timeline.add(rank, Resource::comm,
-                                             input.boundary_links[s - 1].time(work[i].send_bytes),
-                                             {task}, "send " + label);
-      }
-    }
-    // A stage's forward waits for the activations of the stage before it, its
-    // backward for the gradients of the stage after it.
-    for (int s = 0; s < stages; ++s)
-      for (size_t i = 0; i < m; ++i) {
-        if (s > 0) timeline.add_dep(forward[s][i], send_forward[s - 1][i]);
-        if (s + 1 < stages) timeline.add_dep(backward[s][i], send_backward[s + 1][i]);
-      }
+  schedule::PipelineProgramInputs program;
+  program.stages = input.stages;
+  for (const auto& replica : input.replicas) {
+    program.replicas.emplace_back();
+    for (const StageWork& w : replica)
+      program.replicas.back().push_back(
+          {schedule::fixed_cost(w.forward_s), schedule::fixed_cost(w.backward_s), w.send_bytes});
   }
-  if (input.gradient_allreduce_s > 0)
-    for (int s = 0; s < stages; ++s) {
-      std::vector<int> ranks;
-      std::vector<TaskId> deps;
-      for (int r = 0; r < replicas; ++r) {
-        ranks.push_back(r * stages + s);
-        deps.push_back(last_compute[size_t(r) * stages + s]);
-      }
-      timeline.add_collective(ranks, Resource::comm, input.gradient_allreduce_s, deps,
-                              "gradient all-reduce");
-    }
-  timeline.run();
+  program.boundary_links = input.boundary_links;
+  if (input.stages > 1 && input.boundary_links.size() != size_t(input.stages - 1))
+    throw UsageError("pipeline: " + std::to_string(input.stages) + " stages need " +
+                     std::to_string(input.stages - 1) + " boundary links, got " +
+                     std::to_string(input.boundary_links.size()));
+  program.gradient_allreduce_s = input.gradient_allreduce_s;
+  // Every cost is fixed: the profile prices nothing.
+  const schedule::Played played = schedule::play(schedule::pipeline_program(program), {});
 
   PipelineResult result;
-  result.step_s = timeline.makespan_s();
+  const sim::Timeline& timeline = played.timeline();
+  result.step_s = played.makespan_s();
   double busy = 0;
   for (int rank = 0; rank < timeline.ranks(); ++rank)
     busy += timeline.busy_s(rank, Resource::compute);
