@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The suite built with AddressSanitizer + UndefinedBehaviorSanitizer (-DPARALAB_SANITIZE=ON,
-# no CUDA, no benchmarks), running the unit, kernel, model, packing, wlb, dlrm and small MPI
-# tests: any memory error, leak or undefined behaviour fails the test that hit it.
+# no CUDA, no benchmarks), running the unit, kernel, model, packing, wlb, dlrm, schedule, pvf,
+# emb and small MPI tests: any memory error, leak or undefined behaviour fails the test that hit it.
 #   scripts/test-sanitizers.sh [BUILD_DIR]        (default build/sanitize)
 # Leak checks run on the one-process tests (one-time allocations of HDF5, OpenBLAS and OpenMP
 # are suppressed: tests/sanitize/lsan.supp); the MPI tests run without them (below).
@@ -17,7 +17,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 status=0
 # One process, leak checks on: the unit-level tests. Tests labelled app run an app, which
 # runs in an MPI world even on one rank: they go with the MPI tests' leak rule (phase three).
-ctest --test-dir "$build" -j "$(nproc)" -L "unit|kernels|model|packing|wlb|dlrm" \
+ctest --test-dir "$build" -j "$(nproc)" -L "unit|kernels|model|packing|wlb|dlrm|schedule|pvf|emb" \
   -LE "mpi|cli|aarch64|app" -E "large|BlockedShapes" --output-on-failure || status=1
 # Under mpirun, small sizes: memory errors and undefined behaviour. Leak checks off: Open MPI's
 # components are dlopen'ed and closed at MPI_Finalize, so what they keep to exit shows up as
