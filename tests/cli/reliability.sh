@@ -91,7 +91,7 @@ sigterm)
 signal_clean)
   "${mpirun[@]}" -n 2 "$bin/comm_bench" -b 1k -e 64M -n 2000 -o "$out/r.h5" >"$out/log.txt" 2>&1 &
   pid=$!
-  for _ in $(seq 200); do
+  for _ in $(seq 1200); do  # up to 60 s: mpirun starts slowly on a loaded machine
     [[ -e "$out/r.h5.lock" ]] && break
     sleep 0.05
   done
@@ -104,7 +104,7 @@ signal_clean)
 same_out)
   "${mpirun[@]}" -n 1 "$bin/comm_bench" -b 1k -e 64M -n 2000 -o "$out/r.h5" >"$out/first.txt" 2>&1 &
   pid=$!
-  for _ in $(seq 200); do
+  for _ in $(seq 1200); do  # up to 60 s: mpirun starts slowly on a loaded machine
     [[ -e "$out/r.h5.lock" ]] && break
     sleep 0.05
   done
