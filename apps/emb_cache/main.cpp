@@ -6,8 +6,10 @@
 // run the held-out AUC and log loss, the embedding memory actually
 // allocated, step time, lookup and update throughput and the cache hit rate
 // per table and step. One rank, or data parallel with replicated tables
-// (lib/emb/data_parallel.hpp; docs/emb_cache.md). The logic is in
-// lib/emb; this file runs it and reports.
+// (lib/emb/data_parallel.hpp; docs/emb_cache.md). --mode simulate
+// predicts the memory per GPU and the step of a cluster instead
+// (simulate.hpp, lib/emb/simulate.hpp). The logic is in lib/emb; this file
+// runs it and reports.
 #include <string>
 #include <vector>
 
@@ -16,6 +18,7 @@
 #include "kernels/threads.hpp"
 #include "options.hpp"
 #include "report.hpp"
+#include "simulate.hpp"
 
 namespace paralab::emb_cache {
 namespace {
@@ -77,6 +80,10 @@ void check_fp32(const World& world, const std::vector<Summary>& runs, const Summ
 void run(App& app) {
   Options o;
   const Setup s = parse_and_validate(app, o);
+  if (app.common().mode == Mode::simulate) {
+    run_simulate(app, o, s);
+    return;
+  }
   World& world = app.world();
   app.open_results("mpi");
   const bool adagrad = s.run.opt.embedding == dlrm::EmbeddingOptimizer::rowwise_adagrad;
@@ -132,7 +139,7 @@ int main(int argc, char** argv) {
                           {.name = "emb_cache",
                            .description = "paralab emb_cache: DLRM training with low-precision "
                                           "embedding rows and an FP32 row cache",
-                           .has_simulate = false,
+                           .has_simulate = true,
                            .has_sweep_repeats = false},
                           paralab::emb_cache::run);
 }

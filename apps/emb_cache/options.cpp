@@ -5,6 +5,7 @@
 
 #include "core/errors.hpp"
 #include "core/options.hpp"
+#include "emb/simulate.hpp"
 #include "harness/table.hpp"
 #include "kernels/threads.hpp"
 
@@ -100,6 +101,41 @@ void add_options(CLI::App& cli, Options& o) {
       ->group(tables);
   cli.add_option("--threads", o.threads, "Kernel threads; default: this host's cores")
       ->check(CLI::Range(0, 4096));
+  auto* sim = "Simulate (--mode simulate)";
+  cli.add_option("--profile", o.profile,
+                 "Hardware profile: a built-in name (sim/hardware.hpp) or a JSON file")
+      ->capture_default_str()
+      ->group(sim);
+  cli.add_option("--sim-model", o.sim_model,
+                 "Simulated model: zionex-12t (synthetic 12e12-parameter tables: 256 x 183.1M "
+                 "rows x d 256) or criteo-kaggle (uncapped Kaggle tables at --embedding-dim)")
+      ->check(CLI::IsMember({"zionex-12t", "criteo-kaggle"}))
+      ->capture_default_str()
+      ->group(sim);
+  cli.add_option("--sim-gpus", o.sim_gpus, "GPU counts to simulate, a comma list")
+      ->delimiter(',')
+      ->capture_default_str()
+      ->group(sim);
+  add_size_option(cli, "--sim-batch", o.sim_batch, "Simulated global batch (samples per step)")
+      ->group(sim);
+  cli.add_option("--sim-cache-fraction", o.sim_cache_fractions,
+                 "Cache fractions to simulate, a comma list in [0, 1]")
+      ->delimiter(',')
+      ->capture_default_str()
+      ->group(sim);
+  cli.add_option("--sim-hit-rate", o.sim_hit_rates,
+                 "Cache hit rate per --sim-cache-fraction (comma list, in [0, 1]); default: "
+                 "measured by a calibration run of the measure-mode model here")
+      ->delimiter(',')
+      ->group(sim);
+  cli.add_option("--sim-hbm-GB", o.sim_hbm_GB, "HBM per GPU, GB (80: H100 SXM5)")
+      ->capture_default_str()
+      ->group(sim);
+  cli.add_option("--sim-host-GBps", o.sim_host_GBps,
+                 "Host memory <-> GPU bandwidth per direction, GB/s (50: PCIe Gen5 x16's 63 "
+                 "GB/s at an assumed 80% achieved)")
+      ->capture_default_str()
+      ->group(sim);
 }
 
 std::string Variant::label() const {
@@ -155,9 +191,62 @@ void load_criteo(const Options& o, Setup& s) {
 
 }  // namespace
 
+namespace {
+
+const std::vector<std::string> kSimOptions = {
+    "--profile",      "--sim-model",  "--sim-gpus",     "--sim-batch", "--sim-cache-fraction",
+    "--sim-hit-rate", "--sim-hbm-GB", "--sim-host-GBps"};
+
+// Simulate mode: the options it uses are valid, the ones it ignores refused.
+void validate_simulate(App& app, const Options& o) {
+  reject_given(app.cli(),
+               {"--check", "--rounding", "--no-prefetch", "--criteo", "--cache-fraction"},
+               "is for measure mode (simulate takes --sim-cache-fraction; rounding and prefetch "
+               "do not change the simulated memory or step)");
+  if (!o.sim_hit_rates.empty())
+    reject_given(app.cli(),
+                 {"--model", "--tables", "--rows", "--max-rows", "--zipf", "--batch", "--steps",
+                  "--eval-every", "--eval-batches", "--lr", "--embedding-lr", "--progress-every",
+                  "--threads"},
+                 "sets the calibration run, which --sim-hit-rate replaces");
+  if (o.policies.size() != 1)
+    throw UsageError("--mode simulate takes one --policy (got " +
+                     std::to_string(o.policies.size()) + ")");
+  if (o.sim_gpus.empty()) throw UsageError("--sim-gpus needs at least one GPU count");
+  for (int n : o.sim_gpus)
+    if (n < 1) throw UsageError("--sim-gpus " + std::to_string(n) + " must be at least 1");
+  if (o.sim_batch < 1) throw UsageError("--sim-batch must be at least 1");
+  for (int n : o.sim_gpus)
+    if (n > o.sim_batch)
+      throw UsageError("--sim-gpus " + std::to_string(n) + " is more than --sim-batch " +
+                       std::to_string(o.sim_batch) + ": every GPU needs a sample");
+  if (o.sim_cache_fractions.empty())
+    throw UsageError("--sim-cache-fraction needs at least one fraction");
+  for (double f : o.sim_cache_fractions)
+    if (!(f >= 0 && f <= 1)) throw UsageError(cell("--sim-cache-fraction %g is outside [0, 1]", f));
+  if (!o.sim_hit_rates.empty() && o.sim_hit_rates.size() != o.sim_cache_fractions.size())
+    throw UsageError(
+        cell("--sim-hit-rate has %zu values: one per --sim-cache-fraction (%zu) "
+             "is needed",
+             o.sim_hit_rates.size(), o.sim_cache_fractions.size()));
+  for (double h : o.sim_hit_rates)
+    if (!(h >= 0 && h <= 1)) throw UsageError(cell("--sim-hit-rate %g is outside [0, 1]", h));
+  if (!(o.sim_hbm_GB > 0) || !std::isfinite(o.sim_hbm_GB))
+    throw UsageError(cell("--sim-hbm-GB %g must be positive", o.sim_hbm_GB));
+  if (!(o.sim_host_GBps > 0) || !std::isfinite(o.sim_host_GBps))
+    throw UsageError(cell("--sim-host-GBps %g must be positive", o.sim_host_GBps));
+}
+
+}  // namespace
+
 Setup parse_and_validate(App& app, Options& o) {
   add_options(app.cli(), o);
   app.parse();
+  const bool simulate = app.common().mode == Mode::simulate;
+  if (simulate)
+    validate_simulate(app, o);
+  else
+    reject_given(app.cli(), kSimOptions, "is for --mode simulate");
   if (app.common().device != Device::cpu)
     throw UsageError("emb_cache computes on the CPU only: --device cuda is not supported");
   if (o.batch < app.world().size())
@@ -184,6 +273,10 @@ Setup parse_and_validate(App& app, Options& o) {
   s.run.opt.validate();
   s.variants = make_variants(o, app.common().seed);
   if (!o.criteo.empty()) load_criteo(o, s);
+  if (simulate)
+    s.sim_config = o.sim_model == "zionex-12t"
+                       ? emb::zionex_12t(o.pooling)
+                       : dlrm::criteo_kaggle(o.embedding_dim, 0, 1.0, o.pooling);
   if (app.common().check) {
     bool has_fp32 = false;
     for (const auto& v : s.variants) has_fp32 |= v.table.format == emb::Format::fp32;

@@ -38,6 +38,15 @@ struct Options {
   int progress_every = 0;  // 0: a tenth of the steps when there are at least 100
   int threads = 0;
   std::string criteo;  // a Criteo TSV file instead of synthetic data
+  // --mode simulate (docs/emb_cache.md: every default and its source)
+  std::string profile = "cluster-400g-rdma";
+  std::string sim_model = "zionex-12t";
+  std::vector<int> sim_gpus{32, 128};
+  int64_t sim_batch = 65'536;
+  std::vector<double> sim_cache_fractions{0.01, 0.05};
+  std::vector<double> sim_hit_rates;  // empty: measured by a calibration run here
+  double sim_hbm_GB = 80;             // H100 SXM5 80 GB
+  double sim_host_GBps = 50;          // PCIe Gen5 x16: 63 GB/s per direction, 80% achieved
 };
 
 void add_options(CLI::App& cli, Options& o);
@@ -55,6 +64,7 @@ struct Setup {
   dlrm::DataConfig data;
   emb::RunConfig run;
   std::vector<Variant> variants;
+  dlrm::DlrmConfig sim_config;  // --mode simulate: the simulated model
 };
 
 // Parses the harness's and the app's options, checks them, builds the setup.

@@ -28,14 +28,33 @@ void CacheConfig::validate() const {
   if (assoc < 1) throw UsageError("--assoc must be at least 1 (got " + std::to_string(assoc) + ")");
 }
 
-RowCache::RowCache(int64_t table_rows, int dim, const CacheConfig& config)
-    : dim_(dim), policy_(config.policy) {
+CacheGeometry cache_geometry(int64_t table_rows, const CacheConfig& config) {
   config.validate();
+  CacheGeometry g;
   const auto wanted = static_cast<int64_t>(std::llround(config.fraction * table_rows));
   if (wanted > 0) {
-    ways_ = static_cast<int>(std::min<int64_t>(config.assoc, wanted));
-    sets_ = wanted / ways_;
+    g.ways = static_cast<int>(std::min<int64_t>(config.assoc, wanted));
+    g.sets = wanted / g.ways;
   }
+  return g;
+}
+
+int64_t cache_data_bytes(int64_t slots, int dim) {
+  return slots * dim * static_cast<int64_t>(sizeof(float));
+}
+int64_t cache_tag_bytes(int64_t slots) {
+  return slots * static_cast<int64_t>(sizeof(int64_t) + sizeof(uint64_t));
+}
+int64_t cache_count_bytes(int64_t table_rows, int64_t slots, Policy policy) {
+  return policy == Policy::lfu && slots > 0 ? table_rows * static_cast<int64_t>(sizeof(uint32_t))
+                                            : 0;
+}
+
+RowCache::RowCache(int64_t table_rows, int dim, const CacheConfig& config)
+    : dim_(dim), policy_(config.policy) {
+  const CacheGeometry g = cache_geometry(table_rows, config);
+  ways_ = g.ways;
+  sets_ = g.sets;
   tags_.assign(static_cast<size_t>(slots()), -1);
   last_used_.assign(static_cast<size_t>(slots()), 0);
   data_.assign(static_cast<size_t>(slots()) * static_cast<size_t>(dim), 0.0f);

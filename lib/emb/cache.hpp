@@ -42,6 +42,19 @@ struct CacheConfig {
   void validate() const;  // UsageError
 };
 
+// The geometry and bytes a RowCache of `table_rows` rows allocates (the
+// constructor uses these; simulate.hpp's memory model too).
+struct CacheGeometry {
+  int ways = 0;
+  int64_t sets = 0;
+  int64_t slots() const { return sets * ways; }
+};
+CacheGeometry cache_geometry(int64_t table_rows, const CacheConfig& config);
+// FP32 data, tags + LRU clock, LFU per-row counts.
+int64_t cache_data_bytes(int64_t slots, int dim);
+int64_t cache_tag_bytes(int64_t slots);
+int64_t cache_count_bytes(int64_t table_rows, int64_t slots, Policy policy);
+
 class RowCache {
  public:
   RowCache() = default;
