@@ -11,6 +11,7 @@
 #include "core/errors.hpp"
 #include "core/timer.hpp"
 #include "model/model.hpp"
+#include "schedule/pipeline.hpp"
 
 namespace paralab::parallel {
 
@@ -272,12 +273,38 @@ void Engine4D::run_pipeline(std::span<const LocalSequence> local, std::span<cons
   if (m == 0) return;
   in_flight_.clear();
   in_flight_.resize(m);
-  for (const schedule::PipelineOp& op : schedule::one_f_one_b(plan_.stage, plan_.pp, m)) {
-    const int i = op.micro_batch;
-    if (op.kind == schedule::PipelineOp::forward) {
-      report.forward_s[slots[i]] = forward(i, local[i], normalizer, report);
-    } else {
-      report.backward_s[slots[i]] = backward(i, local[i], report);
+  // This stage's operations of the pipeline program: the 1F1B order with its
+  // receives and sends, as wlb's simulation plays it. Costs do not matter
+  // here, only the operations and their order.
+  schedule::PipelineProgramInputs pipeline;
+  pipeline.stages = plan_.pp;
+  pipeline.replicas.assign(1, std::vector<schedule::PipelineWork>(static_cast<size_t>(m)));
+  const schedule::Program program = schedule::pipeline_program(pipeline);
+  using Role = schedule::PipelineRole;
+  for (const schedule::Op& op : program.ops(plan_.stage)) {
+    const int i = op.ref.item;
+    switch (schedule::pipeline_role(op)) {
+      case Role::recv_activation:
+        receive_activation(i, local[i], report);
+        break;
+      case Role::forward:
+        report.forward_s[slots[i]] = forward(i, local[i], normalizer, report);
+        break;
+      case Role::send_activation:
+        send_activation(i, report);
+        break;
+      case Role::recv_gradient:
+        receive_gradient(i, report);
+        break;
+      case Role::backward:
+        report.backward_s[slots[i]] = backward(i, local[i]);
+        if (plan_.has_embedding()) release(i);  // the first stage sends nothing back
+        break;
+      case Role::send_gradient:
+        send_gradient(i, report);
+        break;
+      case Role::gradient_allreduce:
+        break;  // not in this program: forward_backward reduces over cp x dp after it
     }
   }
   for (auto& state : spare_) wait_send(*state, report);
@@ -297,83 +324,99 @@ void Engine4D::wait_send(InFlight& state, StepReport& report) {
   report.pp_comm_s += watch.seconds();
 }
 
-double Engine4D::forward(int i, const LocalSequence& seq, double normalizer, StepReport& report) {
+Engine4D::InFlight& Engine4D::start_forward(int i, const LocalSequence& seq, StepReport& report) {
   std::unique_ptr<InFlight> state = acquire();
   wait_send(*state, report);  // its buffer is about to be overwritten
-  const int n = seq.n, d = config_.d_model, stage = plan_.stage;
-  const size_t count = idx(n, d);
-  std::vector<float>& x = state->x;
-  x.resize(count);
-  if (plan_.has_embedding()) {
-    embedding_->forward(seq.tokens, x.data());
-  } else {
-    Stopwatch watch;
-    pp_comm_->recv(x.data(), count, DType::f32, stage - 1, forward_tag(i));
-    report.pp_comm_s += watch.seconds();
-  }
+  state->x.resize(idx(seq.n, config_.d_model));
+  in_flight_[i] = std::move(state);
+  return *in_flight_[i];
+}
+
+void Engine4D::release(int i) {
+  spare_.push_back(std::move(in_flight_[i]));
+}
+
+void Engine4D::receive_activation(int i, const LocalSequence& seq, StepReport& report) {
+  std::vector<float>& x = start_forward(i, seq, report).x;
+  Stopwatch watch;
+  pp_comm_->recv(x.data(), x.size(), DType::f32, plan_.stage - 1, forward_tag(i));
+  report.pp_comm_s += watch.seconds();
+}
+
+double Engine4D::forward(int i, const LocalSequence& seq, double normalizer, StepReport& report) {
+  InFlight& state = in_flight_[i] ? *in_flight_[i] : start_forward(i, seq, report);
+  const int n = seq.n;
+  const size_t count = idx(n, config_.d_model);
+  std::vector<float>& x = state.x;
   Stopwatch compute;
-  state->saved.resize(layers_.size());
+  if (plan_.has_embedding()) embedding_->forward(seq.tokens, x.data());
+  state.saved.resize(layers_.size());
   for (size_t l = 0; l < layers_.size(); ++l) {
-    layers_[l]->forward(x.data(), seq, state->saved[l], tp_group_, cp_attention_);
+    layers_[l]->forward(x.data(), seq, state.saved[l], tp_group_, cp_attention_);
   }
   if (plan_.has_head()) {
     // As model::Model: final norm, LM head, and the cross-entropy with its
     // gradient (scaled by 1 / the step's counted tokens) right away.
     const bool use_bf16 = model::computes_in_bf16(params_.precision());
-    state->x_final.assign(x.begin(), x.end());
-    state->rstd_final.resize(n);
-    final_norm_->forward(state->x_final.data(), n, state->xn_final.reset(count),
-                         state->rstd_final.data());
-    state->xn_final.seal(use_bf16);
-    state->logits.resize(idx(n, config_.vocab));
-    lm_head_->forward(state->xn_final.operand(), n, state->logits.data());
+    state.x_final.assign(x.begin(), x.end());
+    state.rstd_final.resize(n);
+    final_norm_->forward(state.x_final.data(), n, state.xn_final.reset(count),
+                         state.rstd_final.data());
+    state.xn_final.seal(use_bf16);
+    state.logits.resize(idx(n, config_.vocab));
+    lm_head_->forward(state.xn_final.operand(), n, state.logits.data());
     const double scale = normalizer > 0 ? 1.0 / normalizer : 0.0;
     const model::LossSum loss =
-        model::cross_entropy(state->logits.data(), seq.targets, config_.vocab, true, scale);
+        model::cross_entropy(state.logits.data(), seq.targets, config_.vocab, true, scale);
     if (plan_.tp_rank == 0) loss_sum_ += loss.sum;
   }
-  const double compute_s = compute.seconds();
-  if (!plan_.has_head()) {
-    Stopwatch watch;
-    state->send = pp_comm_->isend(x.data(), count, DType::f32, stage + 1, forward_tag(i));
-    report.pp_comm_s += watch.seconds();
-  }
-  in_flight_[i] = std::move(state);
-  return compute_s;
+  return compute.seconds();
 }
 
-double Engine4D::backward(int i, const LocalSequence& seq, StepReport& report) {
-  std::unique_ptr<InFlight> state = std::move(in_flight_[i]);
-  const int n = seq.n, d = config_.d_model, stage = plan_.stage;
-  const size_t count = idx(n, d);
-  std::vector<float>& dx = state->x;
-  if (!plan_.has_head()) {
-    wait_send(*state, report);  // the activation went out of this buffer
-    Stopwatch watch;
-    pp_comm_->recv(dx.data(), count, DType::f32, stage + 1, backward_tag(i));
-    report.pp_comm_s += watch.seconds();
-  }
+void Engine4D::send_activation(int i, StepReport& report) {
+  InFlight& state = *in_flight_[i];
+  Stopwatch watch;
+  state.send =
+      pp_comm_->isend(state.x.data(), state.x.size(), DType::f32, plan_.stage + 1, forward_tag(i));
+  report.pp_comm_s += watch.seconds();
+}
+
+void Engine4D::receive_gradient(int i, StepReport& report) {
+  InFlight& state = *in_flight_[i];
+  wait_send(state, report);  // the activation went out of this buffer
+  Stopwatch watch;
+  pp_comm_->recv(state.x.data(), state.x.size(), DType::f32, plan_.stage + 1, backward_tag(i));
+  report.pp_comm_s += watch.seconds();
+}
+
+double Engine4D::backward(int i, const LocalSequence& seq) {
+  InFlight& state = *in_flight_[i];
+  const int n = seq.n;
+  const size_t count = idx(n, config_.d_model);
+  std::vector<float>& dx = state.x;
   Stopwatch compute;
   if (plan_.has_head()) {
     const bool use_bf16 = model::computes_in_bf16(params_.precision());
     dxn_.resize(count);
-    lm_head_->backward(state->xn_final.operand(),
-                       model::as_operand(state->logits, use_bf16, scratch_), n, dxn_.data());
-    final_norm_->backward(state->x_final.data(), state->rstd_final.data(), dxn_.data(), n,
-                          dx.data(), false);
+    lm_head_->backward(state.xn_final.operand(),
+                       model::as_operand(state.logits, use_bf16, scratch_), n, dxn_.data());
+    final_norm_->backward(state.x_final.data(), state.rstd_final.data(), dxn_.data(), n, dx.data(),
+                          false);
   }
   for (size_t l = layers_.size(); l-- > 0;) {
-    layers_[l]->backward(dx.data(), seq, state->saved[l], tp_group_, cp_attention_);
+    layers_[l]->backward(dx.data(), seq, state.saved[l], tp_group_, cp_attention_);
   }
   if (plan_.has_embedding()) embedding_->backward(seq.tokens, dx.data());
-  const double compute_s = compute.seconds();
-  if (!plan_.has_embedding()) {
-    Stopwatch watch;
-    state->send = pp_comm_->isend(dx.data(), count, DType::f32, stage - 1, backward_tag(i));
-    report.pp_comm_s += watch.seconds();
-  }
-  spare_.push_back(std::move(state));
-  return compute_s;
+  return compute.seconds();
+}
+
+void Engine4D::send_gradient(int i, StepReport& report) {
+  InFlight& state = *in_flight_[i];
+  Stopwatch watch;
+  state.send =
+      pp_comm_->isend(state.x.data(), state.x.size(), DType::f32, plan_.stage - 1, backward_tag(i));
+  report.pp_comm_s += watch.seconds();
+  release(i);
 }
 
 // --- gathering the full model (tests) -----------------------------------------------

@@ -152,12 +152,23 @@ class Engine4D {
   void initialise(uint64_t seed);
   std::vector<float> gather_full(bool gradients);
   void validate_step(std::span<const TrainMicroBatch> step) const;
-  // Runs 1F1B over the non-empty local micro-batches; local[k] reports into
-  // slot slots[k]. forward/backward return their compute seconds.
+  // Walks this stage's operations of the pipeline program over the non-empty
+  // local micro-batches; local[k] reports into slot slots[k].
   void run_pipeline(std::span<const LocalSequence> local, std::span<const size_t> slots,
                     double normalizer, StepReport& report);
+  // The operations of this stage's part of the pipeline program
+  // (schedule::pipeline_program), one method per role. forward and backward
+  // return their compute seconds.
+  void receive_activation(int i, const LocalSequence& seq, StepReport& report);
   double forward(int i, const LocalSequence& seq, double normalizer, StepReport& report);
-  double backward(int i, const LocalSequence& seq, StepReport& report);
+  void send_activation(int i, StepReport& report);
+  void receive_gradient(int i, StepReport& report);
+  double backward(int i, const LocalSequence& seq);
+  void send_gradient(int i, StepReport& report);
+  // Micro-batch i's state: taken from the spares when its forward starts,
+  // returned when its backward is done (and its gradient sent).
+  InFlight& start_forward(int i, const LocalSequence& seq, StepReport& report);
+  void release(int i);
   std::unique_ptr<InFlight> acquire();
   void wait_send(InFlight& state, StepReport& report);
   double clip_gradients(float clip);
