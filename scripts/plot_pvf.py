@@ -112,7 +112,9 @@ def main():
     except ValueError as e:
         print(f"plot_pvf.py: error: {e}", file=sys.stderr)
         return 1
+    # The DLRM's components in their order, then any other (the transformer's) as the file has them.
     components = [c for c in COMPONENTS if any(x["component"] == c for x in cells)]
+    components += list(dict.fromkeys(x["component"] for x in cells if x["component"] not in components))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     draw_components(axes[0], cells, components)
     draw_classes(axes[1], cells, components, args.dtype)

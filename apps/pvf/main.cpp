@@ -1,8 +1,9 @@
 // pvf: parameter vulnerability factor by fault injection (issue 17; Jiao et
 // al., arXiv 2405.01741). Trains lib/dlrm's DLRM briefly on synthetic Zipf
-// clicks, then injects faults into its stored parameters (component x fault
-// model x storage type x bit class) and counts how often the CTR predictions
-// of a fixed evaluation batch become incorrect. Trials are spread over the
+// clicks (or, with --model transformer, lib/model's transformer on a
+// synthetic Markov language), then injects faults into its stored parameters
+// (component x fault model x storage type x bit class) and counts how often
+// the predictions of a fixed evaluation set become incorrect. Trials are spread over the
 // ranks with counts independent of the rank count; a checkpoint after every
 // round makes the campaign resumable. See docs/pvf.md.
 #include <mpi.h>
@@ -15,6 +16,7 @@
 #include "kernels/threads.hpp"
 #include "options.hpp"
 #include "pvf/dlrm_target.hpp"
+#include "pvf/transformer_target.hpp"
 #include "report.hpp"
 
 namespace paralab::pvf_app {
@@ -102,15 +104,15 @@ pvf::CampaignResult run_cells(App& app, const Options& o, const Setup& s, pvf::T
   return r;
 }
 
-std::vector<Speed> measure_speeds(pvf::DlrmTarget& target, const Options& o, const Setup& s,
-                                  bool check) {
+// Partial against full recomputation of every component of the target.
+template <typename T>
+std::vector<Speed> measure_speeds(T& target, const Options& o, const Setup& s, bool check) {
   target.prepare(pvf::DType::fp32);
   std::vector<Speed> speeds;
-  for (int c = 0; c < pvf::kDlrmComponents; ++c) {
+  for (int c = 0; c < target.components(); ++c) {
     if (o.bench_trials == 0) break;
     const pvf::RecomputeTiming t = pvf::time_recompute(target, c, o.bench_trials, s.campaign.seed);
-    speeds.push_back(
-        {pvf::dlrm_component_name(c), t.injections, t.partial_s, t.full_s, t.mismatches});
+    speeds.push_back({target.component_name(c), t.injections, t.partial_s, t.full_s, t.mismatches});
   }
   int mismatches = 0;
   for (const Speed& x : speeds) mismatches += x.mismatches;
@@ -120,30 +122,10 @@ std::vector<Speed> measure_speeds(pvf::DlrmTarget& target, const Options& o, con
   return speeds;
 }
 
-void run(App& app) {
-  Options o;
-  Setup s = parse_and_validate(app, o);
+// The campaign, the recomputation timing and the result file.
+template <typename T>
+void campaign(App& app, const Options& o, const Setup& s, T& target, RunSummary& summary) {
   World& world = app.world();
-  kernels::set_threads(o.threads > 0 ? o.threads : kernels::default_threads(world.local_size()));
-  world.printf("# pvf: %d ranks, %d threads each; DLRM %s\n", world.size(), kernels::threads(),
-               s.model.describe().c_str());
-  world.printf(
-      "# %zu cells, at most %lld trials each in rounds of %lld, CI width %g; CTR threshold %g on "
-      "%d samples\n",
-      s.cells.size(), static_cast<long long>(o.trials), static_cast<long long>(o.round), o.ci_width,
-      o.ctr_threshold, o.eval_samples);
-  // Claims --out now, so that a bad path fails before the campaign, not after
-  // it; the file is written only by finish(), so a stopped run leaves none.
-  app.open_results("mpi");
-  dlrm::SyntheticClicks data(s.model, s.data);
-  dlrm::Dlrm model(s.model, app.common().seed);
-  dlrm::Batch eval = data.make_batch(dlrm::Split::eval, 0, 0, o.eval_samples);
-  RunSummary summary;
-  summary.training = pvf::train_dlrm(model, data, s.training, eval);
-  world.printf("# trained %d steps in %.1f s: loss %.4f -> %.4f, eval AUC %.4f\n", o.train_steps,
-               summary.training.seconds, summary.training.first_loss, summary.training.last_loss,
-               summary.training.eval_auc);
-  pvf::DlrmTarget target(model, std::move(eval), o.ctr_threshold);
   const pvf::CampaignResult r = run_cells(app, o, s, target, summary);
   world.printf("# %lld injections in %.1f s: %.0f injections/s over %d ranks\n",
                static_cast<long long>(summary.injections), summary.campaign_s,
@@ -163,6 +145,74 @@ void run(App& app) {
   if (world.is_root()) std::filesystem::remove(s.campaign.checkpoint);
 }
 
+void run_dlrm(App& app, const Options& o, const Setup& s) {
+  World& world = app.world();
+  world.printf("# pvf: %d ranks, %d threads each; DLRM %s\n", world.size(), kernels::threads(),
+               s.model.describe().c_str());
+  world.printf(
+      "# %zu cells, at most %lld trials each in rounds of %lld, CI width %g; CTR threshold %g on "
+      "%d samples\n",
+      s.cells.size(), static_cast<long long>(o.trials), static_cast<long long>(o.round), o.ci_width,
+      o.ctr_threshold, o.eval_samples);
+  // Claims --out now, so that a bad path fails before the campaign, not after
+  // it; the file is written only by finish(), so a stopped run leaves none.
+  app.open_results("mpi");
+  dlrm::SyntheticClicks data(s.model, s.data);
+  dlrm::Dlrm model(s.model, app.common().seed);
+  dlrm::Batch eval = data.make_batch(dlrm::Split::eval, 0, 0, o.eval_samples);
+  RunSummary summary;
+  summary.training = pvf::train_dlrm(model, data, s.training, eval);
+  world.printf("# trained %d steps in %.1f s: loss %.4f -> %.4f, eval AUC %.4f\n", o.train_steps,
+               summary.training.seconds, summary.training.first_loss, summary.training.last_loss,
+               summary.training.eval_auc);
+  pvf::DlrmTarget target(model, std::move(eval), o.ctr_threshold);
+  campaign(app, o, s, target, summary);
+}
+
+void run_transformer(App& app, const Options& o, const Setup& s) {
+  World& world = app.world();
+  world.printf("# pvf: %d ranks, %d threads each; transformer %s\n", world.size(),
+               kernels::threads(), pvf::describe(s.transformer_model).c_str());
+  world.printf(
+      "# %zu cells, at most %lld trials each in rounds of %lld, CI width %g; incorrect: top-1 "
+      "change or loss rise > %g nats on %d x %d positions\n",
+      s.cells.size(), static_cast<long long>(o.trials), static_cast<long long>(o.round), o.ci_width,
+      o.loss_threshold, o.eval_sequences, o.seq);
+  const pvf::TransformerTraining& t = s.transformer_training;
+  // UsageError (on every rank alike) for a language with too many contexts.
+  model::MarkovSource data(t.vocab, t.order, t.concentration, t.seed);
+  app.open_results("mpi");
+  model::Model model(s.transformer_model, model::Precision::fp32, t.seed);
+  model::SampledBatch eval = pvf::transformer_eval_set(data, o.eval_sequences, o.seq);
+  RunSummary summary;
+  summary.transformer = pvf::train_transformer(model, data, t, eval);
+  const pvf::TransformerTrainingSummary& ts = summary.transformer;
+  world.printf(
+      "# trained %d steps in %.1f s: loss %.4f -> %.4f, eval loss %.4f (entropy floor %.4f), "
+      "eval top-1 %.4f\n",
+      o.train_steps, ts.seconds, ts.first_loss, ts.last_loss, ts.eval_loss, ts.entropy_floor,
+      ts.eval_top1);
+  pvf::TransformerTarget target(model, std::move(eval), s.transformer_components, o.loss_threshold);
+  campaign(app, o, s, target, summary);
+}
+
+void run(App& app) {
+  Options o;
+  Setup s = parse_and_validate(app, o);
+  // The transformer's GEMMs (OpenBLAS) may round differently at another
+  // thread count, which moves a near-tie verdict now and then: by default it
+  // evaluates on one thread per rank, so its counts do not depend on how
+  // many ranks share the host. The DLRM's loops are thread-count invariant.
+  const int threads = o.threads > 0   ? o.threads
+                      : s.transformer ? 1
+                                      : kernels::default_threads(app.world().local_size());
+  kernels::set_threads(threads);
+  if (s.transformer)
+    run_transformer(app, o, s);
+  else
+    run_dlrm(app, o, s);
+}
+
 }  // namespace
 }  // namespace paralab::pvf_app
 
@@ -170,8 +220,8 @@ int main(int argc, char** argv) {
   return paralab::run_app(
       argc, argv,
       {.name = "pvf",
-       .description = "paralab pvf: parameter vulnerability factor of a DLRM by "
-                      "fault injection into its stored parameters",
+       .description = "paralab pvf: parameter vulnerability factor of a DLRM or a "
+                      "transformer by fault injection into its stored parameters",
        .has_simulate = false,
        .has_sweep_repeats = false},
       paralab::pvf_app::run);

@@ -2,6 +2,7 @@
 #include "options.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 
 #include "core/errors.hpp"
@@ -14,7 +15,9 @@ namespace {
 void add_model_options(CLI::App& cli, Options& o) {
   auto* g = "Model";
   cli.add_option("--model", o.model,
-                 "dlrm (lib/dlrm's single-rank DLRM); transformer is not implemented yet")
+                 "dlrm (lib/dlrm's single-rank DLRM) or transformer (lib/model's decoder-only "
+                 "transformer on a synthetic Markov language)")
+      ->check(CLI::IsMember({"dlrm", "transformer"}))
       ->capture_default_str()
       ->group(g);
   cli.add_option("--tables", o.tables, "Embedding tables")
@@ -45,15 +48,17 @@ void add_model_options(CLI::App& cli, Options& o) {
       ->capture_default_str()
       ->group(g);
   cli.add_option("--train-steps", o.train_steps,
-                 "Training steps before the campaign (synthetic Zipf clicks, one thread)")
+                 "Training steps before the campaign (one thread; transformer default: 300)")
       ->check(non_negative_number())
       ->capture_default_str()
       ->group(g);
-  cli.add_option("--batch", o.batch, "Training batch (samples)")
+  cli.add_option("--batch", o.batch, "Training batch (samples; transformer: sequences, default 16)")
       ->check(positive_number())
       ->capture_default_str()
       ->group(g);
-  cli.add_option("--lr", o.lr, "SGD learning rate of MLPs and embeddings")
+  cli.add_option("--lr", o.lr,
+                 "Learning rate: DLRM SGD of MLPs and embeddings; transformer AdamW peak (default "
+                 "3e-3, warmup 10%, cosine to lr/10)")
       ->check(positive_number())
       ->capture_default_str()
       ->group(g);
@@ -70,10 +75,59 @@ void add_model_options(CLI::App& cli, Options& o) {
       ->group(g);
 }
 
+void add_transformer_options(CLI::App& cli, Options& o) {
+  auto* g = "Transformer (--model transformer)";
+  const std::pair<const char*, int*> sizes[] = {{"--layers", &o.layers},
+                                                {"--d-model", &o.d_model},
+                                                {"--heads", &o.heads},
+                                                {"--kv-heads", &o.kv_heads},
+                                                {"--ffn", &o.ffn}};
+  const char* help[] = {"Transformer layers", "Width of the residual stream",
+                        "Query heads (divide --d-model)",
+                        "Key/value heads (grouped-query attention; divide --heads)",
+                        "Hidden width of the SwiGLU MLP"};
+  for (size_t i = 0; i < 5; ++i)
+    cli.add_option(sizes[i].first, *sizes[i].second, help[i])
+        ->check(positive_number())
+        ->capture_default_str()
+        ->group(g);
+  cli.add_option("--vocab", o.vocab, "Tokens of the synthetic Markov language")
+      ->check(CLI::Range(2, 1 << 20))
+      ->capture_default_str()
+      ->group(g);
+  cli.add_option("--order", o.order, "Tokens of context the next token depends on")
+      ->check(positive_number())
+      ->capture_default_str()
+      ->group(g);
+  cli.add_option("--concentration", o.concentration,
+                 "Dirichlet concentration of the transition rows (smaller: more predictable)")
+      ->check(positive_number())
+      ->capture_default_str()
+      ->group(g);
+  cli.add_option("--seq", o.seq, "Tokens per sequence (training and evaluation)")
+      ->check(positive_number())
+      ->capture_default_str()
+      ->group(g);
+  cli.add_option("--eval-sequences", o.eval_sequences,
+                 "Held-out sequences every injection evaluates (all their positions)")
+      ->check(positive_number())
+      ->capture_default_str()
+      ->group(g);
+  cli.add_option("--loss-threshold", o.loss_threshold,
+                 "An output is incorrect when the mean cross-entropy rises by more than this "
+                 "(nats), or the top-1 prediction changes at any position")
+      ->check(non_negative_number())
+      ->capture_default_str()
+      ->group(g);
+}
+
 void add_campaign_options(CLI::App& cli, Options& o) {
   auto* g = "Campaign";
   cli.add_option("--components", o.components,
-                 "Comma list of embedding, bottom.weight, bottom.bias, top.weight, top.bias")
+                 "Comma list. DLRM: embedding, bottom.weight, bottom.bias, top.weight, top.bias. "
+                 "Transformer (default embedding, attn.q, attn.k, attn.v, attn.o, mlp, norm, "
+                 "lm_head): also attn, mlp.gate, mlp.up, mlp.down, attn_norm, mlp_norm, "
+                 "final_norm, and layerN or layerN.<name> for one layer")
       ->delimiter(',')
       ->capture_default_str()
       ->group(g);
@@ -120,7 +174,8 @@ void add_campaign_options(CLI::App& cli, Options& o) {
       ->group(g);
   cli.add_option("--threads", o.threads,
                  "Threads per rank for the evaluation forward (training uses one); 0: the rank's "
-                 "share of the host's cores")
+                 "share of the host's cores (DLRM), 1 (transformer: its counts can change with "
+                 "the thread count)")
       ->check(non_negative_number())
       ->capture_default_str()
       ->group(g);
@@ -149,16 +204,40 @@ dlrm::DlrmConfig model_of(const Options& o) {
   return c;
 }
 
+model::ModelConfig transformer_of(const Options& o) {
+  model::ModelConfig c;
+  c.vocab = o.vocab;
+  c.layers = o.layers;
+  c.d_model = o.d_model;
+  c.heads = o.heads;
+  c.kv_heads = o.kv_heads;
+  c.ffn = o.ffn;
+  c.context = o.seq;
+  model::validate(c);
+  return c;
+}
+
+uint64_t component_elements(const Setup& s, int component) {
+  if (s.transformer)
+    return pvf::transformer_component_elements(
+        s.transformer_model, s.transformer_components[static_cast<size_t>(component)]);
+  return pvf::dlrm_component_elements(s.model, component);
+}
+
+std::string component_name(const Setup& s, int component) {
+  if (s.transformer) return s.transformer_components[static_cast<size_t>(component)].name;
+  return pvf::dlrm_component_name(component);
+}
+
 // ber:P on the largest component must stay within the binomial sampler's range.
 void check_ber(const Setup& s) {
   for (const pvf::Cell& cell : s.cells) {
     if (cell.fault.kind != pvf::FaultKind::ber) continue;
-    const double expected =
-        cell.fault.ber * pvf::class_bits(cell.dtype, cell.bits).count() *
-        static_cast<double>(pvf::dlrm_component_elements(s.model, cell.component));
+    const double expected = cell.fault.ber * pvf::class_bits(cell.dtype, cell.bits).count() *
+                            static_cast<double>(component_elements(s, cell.component));
     if (expected > pvf::kMaxExpectedFlips)
       throw UsageError("--faults " + cell.fault.name() + " expects " + std::to_string(expected) +
-                       " flips per trial in " + pvf::dlrm_component_name(cell.component) +
+                       " flips per trial in " + component_name(s, cell.component) +
                        "; at most 64: lower P");
   }
 }
@@ -166,6 +245,12 @@ void check_ber(const Setup& s) {
 // Everything the counts depend on (not the rank count, not where files go).
 std::string fingerprint_text(const Options& o, const Setup& s) {
   std::ostringstream t;
+  if (s.transformer)
+    t << "transformer " << pvf::describe(s.transformer_model) << " markov " << o.order << ' '
+      << o.concentration << " seq " << o.seq << " eval " << o.eval_sequences << " loss "
+      << o.loss_threshold << " components";
+  for (const auto& c : s.transformer_components) t << ' ' << c.name << ' ';
+  // The DLRM's text as before the transformer target (its checkpoints stay valid).
   t << s.model.describe() << " seed " << s.campaign.seed << " steps " << o.train_steps << " batch "
     << o.batch << " lr " << o.lr << " eval " << o.eval_samples << " ctr " << o.ctr_threshold
     << " trials " << o.trials << " round " << o.round << " ci " << o.ci_width;
@@ -179,20 +264,45 @@ std::string fingerprint_text(const Options& o, const Setup& s) {
 
 void add_options(CLI::App& cli, Options& o) {
   add_model_options(cli, o);
+  add_transformer_options(cli, o);
   add_campaign_options(cli, o);
 }
 
 Setup parse_and_validate(App& app, Options& o) {
   add_options(app.cli(), o);
   app.parse();
-  if (o.model == "transformer")
-    throw UsageError(
-        "--model transformer is not implemented yet: pvf injects into lib/dlrm's DLRM only; the "
-        "lib/model transformer target (embedding, attention Q/K/V/O, MLP, norms, LM head) is "
-        "still to be written");
-  if (o.model != "dlrm") throw UsageError("--model " + o.model + ": unknown model; known: dlrm");
   Setup s;
-  s.model = model_of(o);
+  s.transformer = o.model == "transformer";
+  std::vector<int> components;
+  if (s.transformer) {
+    const CLI::App& cli = app.cli();
+    if (cli.count("--train-steps") == 0) o.train_steps = kTransformerTrainSteps;
+    if (cli.count("--batch") == 0) o.batch = kTransformerBatch;
+    if (cli.count("--lr") == 0) o.lr = kTransformerLr;
+    if (cli.count("--components") == 0) o.components = pvf::default_transformer_components();
+    s.transformer_model = transformer_of(o);
+    if (std::pow(static_cast<double>(o.vocab), o.order) > double{1 << 20})
+      throw UsageError("--vocab " + std::to_string(o.vocab) + " --order " +
+                       std::to_string(o.order) +
+                       ": the Markov language would have more than 2^20 contexts (vocab^order)");
+    pvf::TransformerTraining& t = s.transformer_training;
+    t.steps = o.train_steps;
+    t.batch = o.batch;
+    t.seq = o.seq;
+    t.lr = o.lr;
+    t.vocab = o.vocab;
+    t.order = o.order;
+    t.concentration = o.concentration;
+    t.seed = app.common().seed;
+    for (const std::string& name : o.components) {
+      components.push_back(static_cast<int>(s.transformer_components.size()));
+      s.transformer_components.push_back(
+          pvf::parse_transformer_component(name, s.transformer_model.layers));
+    }
+  } else {
+    s.model = model_of(o);
+    components = parse_all<int>(o.components, pvf::parse_dlrm_component);
+  }
   s.data.seed = app.common().seed;
   s.training.steps = o.train_steps;
   s.training.batch = o.batch;
@@ -206,9 +316,8 @@ Setup parse_and_validate(App& app, Options& o) {
       return std::none_of(dtypes.begin(), dtypes.end(),
                           [&](pvf::DType d) { return pvf::class_valid(d, b); });
     });
-  s.cells = pvf::make_cells(parse_all<int>(o.components, pvf::parse_dlrm_component),
-                            parse_all<pvf::FaultModel>(o.faults, pvf::parse_fault_model), dtypes,
-                            classes);
+  s.cells = pvf::make_cells(
+      components, parse_all<pvf::FaultModel>(o.faults, pvf::parse_fault_model), dtypes, classes);
   check_ber(s);
   pvf::CampaignConfig& c = s.campaign;
   c.seed = app.common().seed;

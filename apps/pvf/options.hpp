@@ -12,6 +12,7 @@
 #include "harness/app.hpp"
 #include "pvf/campaign.hpp"
 #include "pvf/dlrm_target.hpp"
+#include "pvf/transformer_target.hpp"
 
 namespace paralab::pvf_app {
 
@@ -24,11 +25,25 @@ struct Options {
   int embedding_dim = 16;
   std::vector<int> bottom{64, 16};
   std::vector<int> top{64, 32, 1};
+  // --train-steps, --batch, --lr: the DLRM's defaults; --model transformer
+  // uses kTransformer* when they are not given.
   int train_steps = 2000;
   int batch = 256;
   float lr = 0.1f;
   int eval_samples = 256;
   double ctr_threshold = 0.1;
+  // The transformer (lib/model) on its synthetic Markov language.
+  int layers = 2;
+  int d_model = 64;
+  int heads = 4;
+  int kv_heads = 4;
+  int ffn = 172;
+  int vocab = 16;
+  int order = 2;
+  double concentration = 0.2;
+  int seq = 64;
+  int eval_sequences = 8;
+  double loss_threshold = 0.05;
   // The campaign.
   std::vector<std::string> components{"embedding", "bottom.weight", "bottom.bias", "top.weight",
                                       "top.bias"};
@@ -45,11 +60,19 @@ struct Options {
   int threads = 0;  // 0: the rank's share of the host's cores
 };
 
+inline constexpr int kTransformerTrainSteps = 300;
+inline constexpr int kTransformerBatch = 16;
+inline constexpr float kTransformerLr = 3e-3f;
+
 // Everything the run needs, validated on every rank alike.
 struct Setup {
+  bool transformer = false;  // --model transformer; otherwise the DLRM
   dlrm::DlrmConfig model;
   dlrm::DataConfig data;
   pvf::DlrmTraining training;
+  model::ModelConfig transformer_model;
+  pvf::TransformerTraining transformer_training;
+  std::vector<pvf::TransformerComponent> transformer_components;  // cell component i
   std::vector<pvf::Cell> cells;
   pvf::CampaignConfig campaign;
 };

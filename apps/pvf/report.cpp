@@ -74,14 +74,31 @@ void record(App& app, const Options& o, const Setup& s, const pvf::Target& targe
             const std::vector<pvf::CellCounts>& counts, const RunSummary& summary) {
   for (size_t i = 0; i < s.cells.size(); ++i) record_cell(app, o, target, s.cells[i], counts[i]);
   results::Group m = app.add_group("model");
-  m.attr("model", "dlrm");
-  m.attr("model_config", s.model.describe());
   m.attr("train_steps", o.train_steps);
-  m.attr("train_first_loss", summary.training.first_loss);
-  m.attr("train_last_loss", summary.training.last_loss);
-  m.attr("eval_auc", summary.training.eval_auc);
-  m.attr("eval_samples", o.eval_samples);
-  m.attr("ctr_threshold", o.ctr_threshold);
+  if (s.transformer) {
+    const pvf::TransformerTrainingSummary& t = summary.transformer;
+    m.attr("model", "transformer");
+    m.attr("model_config", pvf::describe(s.transformer_model));
+    m.attr("markov_vocab", o.vocab);
+    m.attr("markov_order", o.order);
+    m.attr("markov_concentration", o.concentration);
+    m.attr("seq", o.seq);
+    m.attr("train_first_loss", t.first_loss);
+    m.attr("train_last_loss", t.last_loss);
+    m.attr("eval_loss", t.eval_loss);
+    m.attr("eval_top1", t.eval_top1);
+    m.attr("entropy_floor", t.entropy_floor);
+    m.attr("eval_sequences", o.eval_sequences);
+    m.attr("loss_threshold", o.loss_threshold);
+  } else {
+    m.attr("model", "dlrm");
+    m.attr("model_config", s.model.describe());
+    m.attr("train_first_loss", summary.training.first_loss);
+    m.attr("train_last_loss", summary.training.last_loss);
+    m.attr("eval_auc", summary.training.eval_auc);
+    m.attr("eval_samples", o.eval_samples);
+    m.attr("ctr_threshold", o.ctr_threshold);
+  }
   results::Group c = app.add_group("campaign");
   c.attr("seed", s.campaign.seed);
   c.attr("max_trials", o.trials);

@@ -9,6 +9,7 @@
 #include "options.hpp"
 #include "pvf/campaign.hpp"
 #include "pvf/dlrm_target.hpp"
+#include "pvf/transformer_target.hpp"
 
 namespace paralab::pvf_app {
 
@@ -21,9 +22,10 @@ struct Speed {
 };
 
 struct RunSummary {
-  pvf::TrainingSummary training;
-  double campaign_s = 0;   // wall time of the campaign on rank 0 (this run)
-  int64_t injections = 0;  // over all ranks, this run
+  pvf::TrainingSummary training;                // DLRM
+  pvf::TransformerTrainingSummary transformer;  // --model transformer
+  double campaign_s = 0;                        // wall time of the campaign on rank 0 (this run)
+  int64_t injections = 0;                       // over all ranks, this run
   std::vector<Speed> speeds;
 };
 

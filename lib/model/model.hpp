@@ -84,6 +84,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -118,6 +119,10 @@ class Model {
   double forward_backward(const Batch& batch, double normalizer = 0);
   // The same loss without backward (gradients untouched).
   double evaluate(const Batch& batch);
+  // The logits [n, vocab] of the last evaluate() (after forward_backward
+  // they hold d(loss)/d(logits) instead). lib/pvf compares its partial
+  // recomputation against them.
+  std::span<const float> logits() const { return logits_; }
 
   Parameters& parameters() { return params_; }
   const Parameters& parameters() const { return params_; }

@@ -1,5 +1,6 @@
-// pvf_test_support.hpp: a small trained DLRM and a DlrmTarget on it, shared
-// by the pvf tests (one process and MPI).
+// pvf_test_support.hpp: a small trained DLRM and a DlrmTarget on it, and a
+// small trained transformer and a TransformerTarget on it, shared by the pvf
+// tests (one process and MPI).
 #pragma once
 
 #include <memory>
@@ -7,6 +8,7 @@
 #include "dlrm/data.hpp"
 #include "dlrm/model.hpp"
 #include "pvf/dlrm_target.hpp"
+#include "pvf/transformer_target.hpp"
 
 namespace paralab::pvf::test {
 
@@ -41,6 +43,45 @@ struct SmallDlrm {
     training.batch = 64;
     summary = train_dlrm(*model, *data, training, eval);
     target = std::make_unique<DlrmTarget>(*model, std::move(eval), threshold);
+  }
+};
+
+// 2 layers, d 32, 2 query heads sharing 1 key/value head, ffn 64, vocab 16;
+// 4 evaluation sequences of 16 tokens.
+inline model::ModelConfig small_transformer_config() {
+  model::ModelConfig c;
+  c.vocab = 16;
+  c.layers = 2;
+  c.d_model = 32;
+  c.heads = 2;
+  c.kv_heads = 1;
+  c.ffn = 64;
+  c.context = 16;
+  return c;
+}
+
+struct SmallTransformer {
+  model::ModelConfig config = small_transformer_config();
+  TransformerTraining training;
+  std::unique_ptr<model::MarkovSource> data;
+  std::unique_ptr<model::Model> model;
+  std::unique_ptr<TransformerTarget> target;
+  TransformerTrainingSummary summary;
+
+  explicit SmallTransformer(int steps = 40, double threshold = 0.05,
+                            std::vector<std::string> names = default_transformer_components()) {
+    training.steps = steps;
+    training.batch = 8;
+    training.seq = 16;
+    training.seed = 7;
+    data = std::make_unique<model::MarkovSource>(training.vocab, training.order,
+                                                 training.concentration, training.seed);
+    model = std::make_unique<model::Model>(config, model::Precision::fp32, training.seed);
+    model::SampledBatch eval = transformer_eval_set(*data, 4, training.seq);
+    summary = train_transformer(*model, *data, training, eval);
+    std::vector<TransformerComponent> components;
+    for (const auto& n : names) components.push_back(parse_transformer_component(n, config.layers));
+    target = std::make_unique<TransformerTarget>(*model, std::move(eval), components, threshold);
   }
 };
 

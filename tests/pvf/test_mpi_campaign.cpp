@@ -2,7 +2,7 @@
 // the same model (one thread), the ranks split each round's trials and sum
 // the counts, and the totals equal a one-process campaign on the same model,
 // with early stopping on; a campaign stopped and resumed at this rank count
-// ends with the same counts too.
+// ends with the same counts too. The same for a small transformer campaign.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -82,6 +82,30 @@ TEST(PvfMpi, ResumedCampaignEndsWithTheSameCounts) {
   expect_equal(rest.counts, whole.counts);
   MPI_Barrier(MPI_COMM_WORLD);
   if (c.rank == 0) std::filesystem::remove(c.checkpoint);
+}
+
+// The transformer target: every rank trains the same small transformer (one
+// thread), and the spread campaign's counts equal a one-process campaign's.
+TEST(PvfMpi, TransformerCountsDoNotDependOnTheRankCount) {
+  test::SmallTransformer s(30);
+  const std::vector<Cell> cells =
+      make_cells({0, 1, 4, 5, 6, 7}, {FaultModel{}, parse_fault_model("ber:1e-4")},
+                 {DType::fp32, DType::bf16, DType::int8},
+                 {BitClass::exponent, BitClass::mantissa, BitClass::high, BitClass::low});
+  CampaignConfig c = config();
+  c.max_trials = 48;
+  const CampaignResult spread = run_campaign(*s.target, cells, c, mpi_sum, {});
+  c.rank = 0;
+  c.ranks = 1;
+  const CampaignResult serial = run_campaign(*s.target, cells, c, [](std::span<int64_t>) {}, {});
+  expect_equal(spread.counts, serial.counts);
+  int64_t failures = 0, correct = 0;
+  for (const auto& k : serial.counts) {
+    failures += k.failures();
+    correct += k.trials - k.failures();
+  }
+  EXPECT_GT(failures, 0);
+  EXPECT_GT(correct, 0);
 }
 
 }  // namespace
