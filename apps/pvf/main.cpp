@@ -165,7 +165,7 @@ void run_dlrm(App& app, const Options& o, const Setup& s) {
   world.printf("# trained %d steps in %.1f s: loss %.4f -> %.4f, eval AUC %.4f\n", o.train_steps,
                summary.training.seconds, summary.training.first_loss, summary.training.last_loss,
                summary.training.eval_auc);
-  pvf::DlrmTarget target(model, std::move(eval), o.ctr_threshold);
+  pvf::DlrmTarget target(model, std::move(eval), o.ctr_threshold, s.dlrm_components);
   campaign(app, o, s, target, summary);
 }
 

@@ -123,11 +123,15 @@ void add_transformer_options(CLI::App& cli, Options& o) {
 
 void add_campaign_options(CLI::App& cli, Options& o) {
   auto* g = "Campaign";
-  cli.add_option("--components", o.components,
-                 "Comma list. DLRM: embedding, bottom.weight, bottom.bias, top.weight, top.bias. "
-                 "Transformer (default embedding, attn.q, attn.k, attn.v, attn.o, mlp, norm, "
-                 "lm_head): also attn, mlp.gate, mlp.up, mlp.down, attn_norm, mlp_norm, "
-                 "final_norm, and layerN or layerN.<name> for one layer")
+  cli.add_option(
+         "--components", o.components,
+         "Comma list. DLRM (default the first five): embedding, bottom.weight, bottom.bias, "
+         "top.weight, top.bias, bottom, top, embedding.T for table T, and bottom.L, "
+         "bottom.L.weight, bottom.L.bias, top.L, top.L.weight, top.L.bias for MLP layer "
+         "L (from 0). "
+         "Transformer (default embedding, attn.q, attn.k, attn.v, attn.o, mlp, norm, "
+         "lm_head): also attn, mlp.gate, mlp.up, mlp.down, attn_norm, mlp_norm, "
+         "final_norm, and layerN or layerN.<name> for one layer")
       ->delimiter(',')
       ->capture_default_str()
       ->group(g);
@@ -221,12 +225,12 @@ uint64_t component_elements(const Setup& s, int component) {
   if (s.transformer)
     return pvf::transformer_component_elements(
         s.transformer_model, s.transformer_components[static_cast<size_t>(component)]);
-  return pvf::dlrm_component_elements(s.model, component);
+  return pvf::dlrm_component_elements(s.model, s.dlrm_components[static_cast<size_t>(component)]);
 }
 
 std::string component_name(const Setup& s, int component) {
   if (s.transformer) return s.transformer_components[static_cast<size_t>(component)].name;
-  return pvf::dlrm_component_name(component);
+  return s.dlrm_components[static_cast<size_t>(component)].name;
 }
 
 // ber:P on the largest component must stay within the binomial sampler's range.
@@ -254,6 +258,9 @@ std::string fingerprint_text(const Options& o, const Setup& s) {
   t << s.model.describe() << " seed " << s.campaign.seed << " steps " << o.train_steps << " batch "
     << o.batch << " lr " << o.lr << " eval " << o.eval_samples << " ctr " << o.ctr_threshold
     << " trials " << o.trials << " round " << o.round << " ci " << o.ci_width;
+  // Components beyond the five (none: the text as before them).
+  for (size_t i = pvf::kDlrmComponents; i < s.dlrm_components.size(); ++i)
+    t << " component " << i << ' ' << s.dlrm_components[i].name;
   for (const auto& c : s.cells)
     t << " | " << c.component << ' ' << c.fault.name() << ' ' << pvf::name(c.dtype) << ' '
       << pvf::name(c.bits);
@@ -301,7 +308,14 @@ Setup parse_and_validate(App& app, Options& o) {
     }
   } else {
     s.model = model_of(o);
-    components = parse_all<int>(o.components, pvf::parse_dlrm_component);
+    s.dlrm_components = pvf::default_dlrm_components();
+    for (const std::string& name : o.components) {
+      const pvf::DlrmComponent c = pvf::parse_dlrm_component(name, s.model);
+      size_t i = 0;
+      while (i < s.dlrm_components.size() && s.dlrm_components[i].name != c.name) ++i;
+      if (i == s.dlrm_components.size()) s.dlrm_components.push_back(c);
+      components.push_back(static_cast<int>(i));
+    }
   }
   s.data.seed = app.common().seed;
   s.training.steps = o.train_steps;

@@ -70,6 +70,9 @@ struct Setup {
   dlrm::DlrmConfig model;
   dlrm::DataConfig data;
   pvf::DlrmTraining training;
+  // The DLRM target's components: the five whole-model ones (indices 0-4,
+  // whatever --components lists), then the others --components names.
+  std::vector<pvf::DlrmComponent> dlrm_components;
   model::ModelConfig transformer_model;
   pvf::TransformerTraining transformer_training;
   std::vector<pvf::TransformerComponent> transformer_components;  // cell component i

@@ -104,9 +104,14 @@ TrainingSummary train_dlrm(dlrm::Dlrm& model, dlrm::SyntheticClicks& data,
   return s;
 }
 
-DlrmTarget::DlrmTarget(dlrm::Dlrm& model, dlrm::Batch eval, double ctr_threshold)
-    : model_(model), eval_(std::move(eval)), threshold_(ctr_threshold) {
+DlrmTarget::DlrmTarget(dlrm::Dlrm& model, dlrm::Batch eval, double ctr_threshold,
+                       std::vector<DlrmComponent> components)
+    : model_(model),
+      eval_(std::move(eval)),
+      threshold_(ctr_threshold),
+      components_(std::move(components)) {
   dlrm::check_batch(model_.config(), eval_);
+  if (components_.empty()) throw std::invalid_argument("DlrmTarget: no components");
   model_.set_batch_invariant(true);
   build_parts();
   index_lookups();
@@ -114,27 +119,43 @@ DlrmTarget::DlrmTarget(dlrm::Dlrm& model, dlrm::Batch eval, double ctr_threshold
 }
 
 void DlrmTarget::build_parts() {
-  auto add = [](Part& part, float* data, size_t size, int index) {
+  auto add = [&](DlrmBlock block, int index, bool weight, float* data, size_t size) {
     Tensor t;
     t.data = data;
+    t.block = block;
     t.index = index;
+    t.weight = weight;
     t.master.assign(data, data + size);
-    part.offsets.push_back(
-        part.offsets.empty() ? 0 : part.offsets.back() + part.tensors.back().master.size());
-    part.tensors.push_back(std::move(t));
+    tensors_.push_back(std::move(t));
   };
   for (int t = 0; t < model_.config().tables(); ++t)
-    add(parts_[kEmbedding], model_.table(t).weights().data(), model_.table(t).weights().size(), t);
-  const std::pair<Mlp*, int> mlps[2] = {{&model_.bottom(), kBottomWeight},
-                                        {&model_.top(), kTopWeight}};
-  for (auto [mlp, first] : mlps)
+    add(DlrmBlock::embedding, t, false, model_.table(t).weights().data(),
+        model_.table(t).weights().size());
+  const std::pair<Mlp*, DlrmBlock> mlps[2] = {{&model_.bottom(), DlrmBlock::bottom},
+                                              {&model_.top(), DlrmBlock::top}};
+  for (auto [mlp, block] : mlps)
     for (int l = 0; l < mlp->layers(); ++l) {
       const size_t in = static_cast<size_t>(mlp->widths()[static_cast<size_t>(l)]);
       const size_t out = static_cast<size_t>(mlp->widths()[static_cast<size_t>(l) + 1]);
-      add(parts_[first], mlp->weight(l), in * out, l);
-      add(parts_[first + 1], mlp->bias(l), out, l);
+      add(block, l, true, mlp->weight(l), in * out);
+      add(block, l, false, mlp->bias(l), out);
     }
-  for (Part& p : parts_) p.offsets.push_back(p.offsets.back() + p.tensors.back().master.size());
+  // A component's tensors in model order: a part's MLP tensors ascend by layer.
+  parts_.resize(components_.size());
+  for (size_t c = 0; c < components_.size(); ++c) {
+    const DlrmComponent& k = components_[c];
+    Part& part = parts_[c];
+    part.offsets.push_back(0);
+    for (size_t i = 0; i < tensors_.size(); ++i) {
+      const Tensor& t = tensors_[i];
+      const bool kind = t.block == DlrmBlock::embedding || (t.weight ? k.weight : k.bias);
+      if (t.block != k.block || !kind || (k.index >= 0 && t.index != k.index)) continue;
+      part.tensors.push_back(static_cast<int>(i));
+      part.offsets.push_back(part.offsets.back() + t.master.size());
+    }
+    if (part.tensors.empty())
+      throw std::invalid_argument("DlrmTarget: component " + k.name + " selects no parameter");
+  }
 }
 
 void DlrmTarget::index_lookups() {
@@ -151,49 +172,108 @@ void DlrmTarget::index_lookups() {
   }
 }
 
-std::string dlrm_component_name(int component) {
-  static const char* names[kDlrmComponents] = {"embedding", "bottom.weight", "bottom.bias",
-                                               "top.weight", "top.bias"};
-  return names[component];
+std::vector<DlrmComponent> default_dlrm_components() {
+  return {{"embedding", DlrmBlock::embedding, -1, true, true},
+          {"bottom.weight", DlrmBlock::bottom, -1, true, false},
+          {"bottom.bias", DlrmBlock::bottom, -1, false, true},
+          {"top.weight", DlrmBlock::top, -1, true, false},
+          {"top.bias", DlrmBlock::top, -1, false, true}};
 }
 
-int parse_dlrm_component(const std::string& name) {
-  for (int c = 0; c < kDlrmComponents; ++c)
-    if (dlrm_component_name(c) == name) return c;
-  throw UsageError("unknown DLRM component '" + name +
-                   "'; known: embedding, bottom.weight, bottom.bias, top.weight, top.bias (the "
-                   "dot interaction has no parameters)");
+DlrmComponent parse_dlrm_component(const std::string& name, const dlrm::DlrmConfig& config) {
+  const auto unknown = [&] {
+    return UsageError("unknown DLRM component '" + name +
+                      "'; known: embedding, bottom.weight, bottom.bias, top.weight, top.bias, "
+                      "bottom, top, embedding.T for table T, bottom.L, bottom.L.weight, "
+                      "bottom.L.bias (top.L... likewise) for MLP layer L (the dot interaction "
+                      "has no parameters)");
+  };
+  // block[.index][.weight|.bias], the index a plain decimal.
+  std::vector<std::string> f;
+  for (size_t i = 0;;) {
+    const size_t j = name.find('.', i);
+    f.push_back(name.substr(i, j == std::string::npos ? std::string::npos : j - i));
+    if (j == std::string::npos) break;
+    i = j + 1;
+  }
+  DlrmComponent c;
+  c.name = name;
+  int count = 0;  // tables or the MLP's layers
+  const char* what = "";
+  if (f[0] == "embedding") {
+    c.block = DlrmBlock::embedding;
+    count = config.tables();
+    what = "tables";
+  } else if (f[0] == "bottom" || f[0] == "top") {
+    c.block = f[0] == "bottom" ? DlrmBlock::bottom : DlrmBlock::top;
+    count = static_cast<int>((f[0] == "bottom" ? config.bottom_layers : config.top_layers).size());
+    what = f[0] == "bottom" ? "bottom MLP layers" : "top MLP layers";
+  } else {
+    throw unknown();
+  }
+  size_t next = 1;
+  const bool indexed =
+      f.size() > 1 && !f[1].empty() && f[1].size() <= 9 &&
+      std::all_of(f[1].begin(), f[1].end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+  if (indexed) {
+    c.index = std::stoi(f[1]);
+    next = 2;
+  }
+  if (c.block == DlrmBlock::embedding) {
+    if (f.size() != next) throw unknown();
+  } else if (f.size() == next + 1 && (f[next] == "weight" || f[next] == "bias")) {
+    c.weight = f[next] == "weight";
+    c.bias = !c.weight;
+  } else if (f.size() != next) {
+    throw unknown();
+  }
+  if (c.index >= count)
+    throw UsageError("DLRM component '" + name +
+                     "': " + (c.block == DlrmBlock::embedding ? "table " : "layer ") +
+                     std::to_string(c.index) + " out of range (the model has " +
+                     std::to_string(count) + " " + what + ": 0 to " + std::to_string(count - 1) +
+                     ")");
+  // The canonical name (embedding.007 is embedding.7).
+  if (c.index >= 0) {
+    c.name = f[0] + "." + std::to_string(c.index);
+    if (c.weight != c.bias) c.name += c.weight ? ".weight" : ".bias";
+  }
+  return c;
 }
 
-uint64_t dlrm_component_elements(const dlrm::DlrmConfig& config, int component) {
+uint64_t dlrm_component_elements(const dlrm::DlrmConfig& config, const DlrmComponent& component) {
   uint64_t n = 0;
-  if (component == kEmbedding) {
-    for (int64_t rows : config.table_rows) n += static_cast<uint64_t>(rows) * config.embedding_dim;
+  if (component.block == DlrmBlock::embedding) {
+    for (size_t t = 0; t < config.table_rows.size(); ++t)
+      if (component.index < 0 || static_cast<size_t>(component.index) == t)
+        n += static_cast<uint64_t>(config.table_rows[t]) * config.embedding_dim;
     return n;
   }
-  const bool bottom = component == kBottomWeight || component == kBottomBias;
-  const bool weight = component == kBottomWeight || component == kTopWeight;
+  const bool bottom = component.block == DlrmBlock::bottom;
   std::vector<int> widths{bottom ? config.dense_features : config.interaction_width()};
   for (int w : bottom ? config.bottom_layers : config.top_layers) widths.push_back(w);
-  for (size_t l = 0; l + 1 < widths.size(); ++l)
-    n += static_cast<uint64_t>(widths[l + 1]) * (weight ? static_cast<uint64_t>(widths[l]) : 1);
+  for (size_t l = 0; l + 1 < widths.size(); ++l) {
+    if (component.index >= 0 && static_cast<size_t>(component.index) != l) continue;
+    const uint64_t out = static_cast<uint64_t>(widths[l + 1]);
+    if (component.weight) n += out * static_cast<uint64_t>(widths[l]);
+    if (component.bias) n += out;
+  }
   return n;
 }
 
 std::string DlrmTarget::component_name(int component) const {
-  return dlrm_component_name(component);
+  return components_[static_cast<size_t>(component)].name;
 }
 
 uint64_t DlrmTarget::elements(int component) const {
-  return parts_[component].offsets.back();
+  return parts_[static_cast<size_t>(component)].offsets.back();
 }
 
 void DlrmTarget::prepare(DType dtype) {
-  for (Part& part : parts_)
-    for (Tensor& t : part.tensors) {
-      t.storage = make_storage(dtype, t.master);
-      for (size_t i = 0; i < t.master.size(); ++i) t.data[i] = t.storage.round(t.master[i]);
-    }
+  for (Tensor& t : tensors_) {
+    t.storage = make_storage(dtype, t.master);
+    for (size_t i = 0; i < t.master.size(); ++i) t.data[i] = t.storage.round(t.master[i]);
+  }
   const dlrm::DlrmConfig& c = model_.config();
   const int n = eval_.size, d = c.embedding_dim;
   const size_t ld = static_cast<size_t>(c.features()) * d;
@@ -215,11 +295,11 @@ void DlrmTarget::prepare(DType dtype) {
 }
 
 std::pair<DlrmTarget::Tensor*, uint64_t> DlrmTarget::locate(int component, uint64_t element) {
-  Part& part = parts_[component];
+  Part& part = parts_[static_cast<size_t>(component)];
   if (element >= part.offsets.back()) throw std::out_of_range("DlrmTarget: element out of range");
   const auto it = std::upper_bound(part.offsets.begin(), part.offsets.end(), element);
   const size_t i = static_cast<size_t>(it - part.offsets.begin()) - 1;
-  return {&part.tensors[i], element - part.offsets[i]};
+  return {&tensors_[static_cast<size_t>(part.tensors[i])], element - part.offsets[i]};
 }
 
 float* DlrmTarget::parameter(int component, uint64_t element) {
@@ -245,15 +325,16 @@ void DlrmTarget::restore(std::vector<Change>& changes) {
 }
 
 DlrmTarget::Start DlrmTarget::first_touched(int component, std::span<const ElementFault> faults) {
-  const bool weights = component == kBottomWeight || component == kTopWeight;
-  // Faults are sorted by element, and a part's tensors are its layers in order.
+  // Faults are sorted by element, and a part's tensors ascend by layer (a
+  // layer's weights and bias both feed its output columns).
   Start start{locate(component, faults.front().element).first->index, {}};
-  const dlrm::Mlp& mlp = component <= kBottomBias ? model_.bottom() : model_.top();
+  const bool bottom = components_[static_cast<size_t>(component)].block == DlrmBlock::bottom;
+  const dlrm::Mlp& mlp = bottom ? model_.bottom() : model_.top();
   const uint64_t in = static_cast<uint64_t>(mlp.widths()[static_cast<size_t>(start.layer)]);
   for (const ElementFault& f : faults) {
     auto [tensor, offset] = locate(component, f.element);
     if (tensor->index != start.layer) break;
-    const int o = static_cast<int>(weights ? offset / in : offset);  // W [out, in], b [out]
+    const int o = static_cast<int>(tensor->weight ? offset / in : offset);  // W [out, in], b [out]
     if (std::find(start.cols.begin(), start.cols.end(), o) == start.cols.end())
       start.cols.push_back(o);
   }
@@ -340,15 +421,14 @@ std::vector<float> DlrmTarget::logits_partial(int component, std::span<const Ele
   std::vector<float> logits;
   if (faults.empty()) return clean_logits_;
   apply(component, faults, changes_);
-  switch (component) {
-    case kEmbedding:
+  switch (components_[static_cast<size_t>(component)].block) {
+    case DlrmBlock::embedding:
       partial_embedding(component, faults, logits);
       break;
-    case kBottomWeight:
-    case kBottomBias:
+    case DlrmBlock::bottom:
       partial_bottom(first_touched(component, faults), logits);
       break;
-    default:
+    case DlrmBlock::top:
       partial_top(first_touched(component, faults), logits);
       break;
   }

@@ -5,8 +5,16 @@
 //   embedding      every table's weights (rows x d each)
 //   bottom.weight  the bottom MLP's weight matrices, bottom.bias its biases
 //   top.weight     the top MLP's weight matrices,    top.bias    its biases
+// (the five whole-model components, indices kEmbedding..kTopBias of
+// default_dlrm_components()), and for one table or one MLP layer L (counted
+// from 0 within its MLP):
+//   embedding.T    table T
+//   bottom.L       layer L's weight matrix and bias; bottom.L.weight,
+//                  bottom.L.bias one of them (top.L... likewise)
+//   bottom, top    every weight matrix and bias of the MLP
 // Each weight matrix, bias vector and table is one tensor: INT8 storage has
-// one scale per tensor.
+// one scale per tensor. A component's elements run over its tensors in model
+// order (tables; per MLP layer ascending its weights, then its bias).
 //
 // Verdict of a trial against the clean model in the same storage type: NaN
 // or Inf in any logit is nan_inf; otherwise incorrect when on any evaluation
@@ -37,13 +45,23 @@
 
 namespace paralab::pvf {
 
-enum DlrmComponent : int { kEmbedding = 0, kBottomWeight, kBottomBias, kTopWeight, kTopBias };
+enum class DlrmBlock { embedding, bottom, top };
+struct DlrmComponent {
+  std::string name;
+  DlrmBlock block = DlrmBlock::embedding;
+  int index = -1;                   // the table or MLP layer; -1: every one
+  bool weight = true, bias = true;  // MLP: its weight matrices, its biases
+};
+// The five whole-model components, in this order (their indices in
+// default_dlrm_components(), and in the app's target whatever --components
+// lists, so that their cells and checkpoints keep their meaning).
+enum DlrmComponentIndex : int { kEmbedding = 0, kBottomWeight, kBottomBias, kTopWeight, kTopBias };
 inline constexpr int kDlrmComponents = 5;
-// "embedding", "bottom.weight", "bottom.bias", "top.weight", "top.bias".
-std::string dlrm_component_name(int component);
-int parse_dlrm_component(const std::string& name);  // UsageError naming the known ones
+std::vector<DlrmComponent> default_dlrm_components();
+// UsageError naming the known names, or the table or layer range.
+DlrmComponent parse_dlrm_component(const std::string& name, const dlrm::DlrmConfig& config);
 // Parameters of a component of a model of this configuration.
-uint64_t dlrm_component_elements(const dlrm::DlrmConfig& config, int component);
+uint64_t dlrm_component_elements(const dlrm::DlrmConfig& config, const DlrmComponent& component);
 
 // Brief training before the campaign, on lib/dlrm's synthetic Zipf clicks.
 struct DlrmTraining {
@@ -65,9 +83,10 @@ TrainingSummary train_dlrm(dlrm::Dlrm& model, dlrm::SyntheticClicks& data,
 class DlrmTarget : public Target {
  public:
   // Keeps the model's current FP32 parameters as the master copy.
-  DlrmTarget(dlrm::Dlrm& model, dlrm::Batch eval, double ctr_threshold);
+  DlrmTarget(dlrm::Dlrm& model, dlrm::Batch eval, double ctr_threshold,
+             std::vector<DlrmComponent> components = default_dlrm_components());
 
-  int components() const override { return kDlrmComponents; }
+  int components() const override { return static_cast<int>(components_.size()); }
   std::string component_name(int component) const override;
   uint64_t elements(int component) const override;
   void prepare(DType dtype) override;
@@ -86,12 +105,14 @@ class DlrmTarget : public Target {
  private:
   struct Tensor {
     float* data = nullptr;
-    int index = 0;  // MLP layer, or table
+    DlrmBlock block = DlrmBlock::embedding;
+    int index = 0;        // MLP layer, or table
+    bool weight = false;  // MLP: weight matrix [out, in], else bias [out]
     std::vector<float> master;
     Storage storage;
   };
   struct Part {
-    std::vector<Tensor> tensors;
+    std::vector<int> tensors;       // indices into tensors_
     std::vector<uint64_t> offsets;  // prefix sums of the tensors' sizes
   };
   struct Change {
@@ -124,7 +145,9 @@ class DlrmTarget : public Target {
   dlrm::Dlrm& model_;
   dlrm::Batch eval_;
   double threshold_;
-  Part parts_[5];
+  std::vector<DlrmComponent> components_;
+  std::vector<Tensor> tensors_;
+  std::vector<Part> parts_;  // per component
   // Per table: (row, sample) pairs of the evaluation batch, sorted.
   std::vector<std::vector<std::pair<int32_t, int32_t>>> row_samples_;
   // Clean activations of the evaluation batch (prepare()).

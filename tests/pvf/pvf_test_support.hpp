@@ -4,6 +4,8 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "dlrm/data.hpp"
 #include "dlrm/model.hpp"
@@ -33,7 +35,9 @@ struct SmallDlrm {
   std::unique_ptr<DlrmTarget> target;
   TrainingSummary summary;
 
-  explicit SmallDlrm(int steps = 40, int eval_samples = 96, double threshold = 0.1) {
+  // extra: components after the five whole-model ones (parse_dlrm_component names).
+  explicit SmallDlrm(int steps = 40, int eval_samples = 96, double threshold = 0.1,
+                     const std::vector<std::string>& extra = {}) {
     data_config.seed = 7;
     data = std::make_unique<dlrm::SyntheticClicks>(config, data_config);
     model = std::make_unique<dlrm::Dlrm>(config, 7);
@@ -42,7 +46,9 @@ struct SmallDlrm {
     training.steps = steps;
     training.batch = 64;
     summary = train_dlrm(*model, *data, training, eval);
-    target = std::make_unique<DlrmTarget>(*model, std::move(eval), threshold);
+    std::vector<DlrmComponent> components = default_dlrm_components();
+    for (const auto& n : extra) components.push_back(parse_dlrm_component(n, config));
+    target = std::make_unique<DlrmTarget>(*model, std::move(eval), threshold, components);
   }
 };
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/errors.hpp"
 #include "pvf_test_support.hpp"
 
 namespace paralab::pvf {
@@ -50,24 +51,99 @@ TEST(PvfDlrm, ComponentsCoverEveryParameter) {
   EXPECT_EQ(s.target->elements(kTopWeight), static_cast<uint64_t>(c.interaction_width()) * 16 + 16);
   EXPECT_EQ(s.target->elements(kTopBias), 16u + 1);
   for (int k = 0; k < kDlrmComponents; ++k)
-    EXPECT_EQ(s.target->elements(k), dlrm_component_elements(c, k));
+    EXPECT_EQ(s.target->elements(k), dlrm_component_elements(c, default_dlrm_components()[k]));
   // The last element of top.weight is the last weight of the logit layer.
   EXPECT_EQ(s.target->parameter(kTopWeight, s.target->elements(kTopWeight) - 1),
             s.model->top().weight(1) + 15);
   EXPECT_EQ(s.target->parameter(kEmbedding, 300 * 8 + 5), s.model->table(1).row(0) + 5);
 }
 
-// The core exactness test: for every component, type and fault model, the
-// partial logits are the full forward's, bit for bit (NaN and Inf included),
-// and the model is bit-identical afterwards.
+// One table, one MLP layer (weights, bias or both), a whole MLP.
+const std::vector<std::string> kPerLayer{"embedding.2", "bottom.0.weight", "bottom.1.bias",
+                                         "bottom.1",    "top.0",           "top.1.weight",
+                                         "top.1.bias",  "bottom",          "top"};
+
+TEST(PvfDlrm, PerLayerComponentsNameTheirTensors) {
+  SmallDlrm s(0, 96, 0.1, kPerLayer);
+  const dlrm::DlrmConfig& c = s.config;
+  ASSERT_EQ(s.target->components(), kDlrmComponents + static_cast<int>(kPerLayer.size()));
+  for (int k = 0; k < s.target->components(); ++k) {
+    const std::string n = s.target->component_name(k);
+    EXPECT_EQ(s.target->elements(k), dlrm_component_elements(c, parse_dlrm_component(n, c))) << n;
+  }
+  auto index = [&](const std::string& n) {
+    for (int k = 0; k < s.target->components(); ++k)
+      if (s.target->component_name(k) == n) return k;
+    ADD_FAILURE() << n;
+    return 0;
+  };
+  const int iw = c.interaction_width();
+  EXPECT_EQ(s.target->elements(index("embedding.2")), 300u * 8);
+  EXPECT_EQ(s.target->parameter(index("embedding.2"), 8 + 3), s.model->table(2).row(1) + 3);
+  EXPECT_EQ(s.target->elements(index("bottom.0.weight")), 13u * 32);
+  EXPECT_EQ(s.target->parameter(index("bottom.0.weight"), 0), s.model->bottom().weight(0));
+  EXPECT_EQ(s.target->elements(index("bottom.1.bias")), 8u);
+  EXPECT_EQ(s.target->parameter(index("bottom.1.bias"), 7), s.model->bottom().bias(1) + 7);
+  // A whole layer: its weights, then its bias.
+  EXPECT_EQ(s.target->elements(index("bottom.1")), 32u * 8 + 8);
+  EXPECT_EQ(s.target->parameter(index("bottom.1"), 32 * 8), s.model->bottom().bias(1));
+  EXPECT_EQ(s.target->elements(index("top.0")), static_cast<uint64_t>(iw) * 16 + 16);
+  EXPECT_EQ(s.target->elements(index("top.1.weight")), 16u);
+  EXPECT_EQ(s.target->parameter(index("top.1.bias"), 0), s.model->top().bias(1));
+  // A whole MLP: every layer's weights and bias, layer by layer.
+  EXPECT_EQ(s.target->elements(index("top")),
+            s.target->elements(kTopWeight) + s.target->elements(kTopBias));
+  EXPECT_EQ(s.target->parameter(index("top"), static_cast<uint64_t>(iw) * 16 + 16),
+            s.model->top().weight(1));
+  // The layers of a part add up to it.
+  EXPECT_EQ(dlrm_component_elements(c, parse_dlrm_component("bottom.0.weight", c)) +
+                dlrm_component_elements(c, parse_dlrm_component("bottom.1.weight", c)),
+            s.target->elements(kBottomWeight));
+}
+
+TEST(PvfDlrm, ComponentNamesParse) {
+  const dlrm::DlrmConfig c = test::small_config();
+  EXPECT_EQ(parse_dlrm_component("top.weight", c).name, "top.weight");
+  EXPECT_EQ(parse_dlrm_component("embedding.03", c).name, "embedding.3");
+  const DlrmComponent l = parse_dlrm_component("top.1", c);
+  EXPECT_EQ(l.block, DlrmBlock::top);
+  EXPECT_EQ(l.index, 1);
+  EXPECT_TRUE(l.weight && l.bias);
+  const DlrmComponent b = parse_dlrm_component("bottom.0.bias", c);
+  EXPECT_EQ(b.block, DlrmBlock::bottom);
+  EXPECT_TRUE(!b.weight && b.bias);
+  auto message = [&](const std::string& n) {
+    try {
+      parse_dlrm_component(n, c);
+    } catch (const UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(message("bottom.2.weight")
+                .find("layer 2 out of range (the model has 2 bottom MLP "
+                      "layers: 0 to 1)"),
+            std::string::npos);
+  EXPECT_NE(message("top.2").find("layer 2 out of range (the model has 2 top MLP layers"),
+            std::string::npos);
+  EXPECT_NE(message("embedding.4").find("table 4 out of range (the model has 4 tables: 0 to 3)"),
+            std::string::npos);
+  for (const char* bad : {"interaction", "bottom.x", "bottom.-1", "bottom.0.gain", "top.weight.0",
+                          "embedding.0.weight", "embedding.weight", "bottom.", "top..bias", ""})
+    EXPECT_NE(message(bad).find("unknown DLRM component"), std::string::npos) << bad;
+}
+
+// The core exactness test: for every component (the five and per-layer
+// ones), type and fault model, the partial logits are the full forward's, bit
+// for bit (NaN and Inf included), and the model is bit-identical afterwards.
 TEST(PvfDlrm, PartialRecomputationEqualsFullForward) {
-  SmallDlrm s(40);
+  SmallDlrm s(40, 96, 0.1, kPerLayer);
   int nonclean = 0;
   for (DType d : {DType::fp32, DType::bf16, DType::fp16, DType::int8}) {
     s.target->prepare(d);
     const std::vector<float> before = snapshot(*s.model);
     for (const char* model : {"flip", "burst:5", "stuck1", "ber:2e-4"})
-      for (int k = 0; k < kDlrmComponents; ++k)
+      for (int k = 0; k < s.target->components(); ++k)
         for (int trial = 0; trial < 25; ++trial) {
           Rng rng(trial_seed(9, static_cast<uint64_t>(k), static_cast<uint64_t>(trial)));
           const auto faults =
@@ -75,7 +151,8 @@ TEST(PvfDlrm, PartialRecomputationEqualsFullForward) {
           const auto partial = s.target->logits_partial(k, faults);
           const auto full = s.target->logits_full(k, faults);
           ASSERT_TRUE(same_bits(partial, full))
-              << name(d) << " " << model << " " << dlrm_component_name(k) << " trial " << trial;
+              << name(d) << " " << model << " " << s.target->component_name(k) << " trial "
+              << trial;
           nonclean += s.target->classify(partial) != Outcome::correct;
         }
     EXPECT_TRUE(same_bits(snapshot(*s.model), before)) << name(d);
