@@ -49,6 +49,29 @@ class Target {
   virtual Outcome inject(int component, std::span<const ElementFault> faults) = 0;
 };
 
+// A target whose injections recompute only from the corrupted layer up and
+// that can also run the full forward of the corrupted model: the two are
+// checked and timed against each other (time_recompute). Both restore the
+// model.
+class RecomputingTarget : public Target {
+ public:
+  virtual std::vector<float> logits_partial(int component,
+                                            std::span<const ElementFault> faults) = 0;
+  virtual std::vector<float> logits_full(int component, std::span<const ElementFault> faults) = 0;
+};
+
+// Partial against full recomputation: `injections` single FP32 flips (any
+// bit) of a component drawn from `seed`, each evaluated both ways (timed
+// apart, interleaved), their logits compared bit for bit. The target must be
+// prepared for FP32.
+struct RecomputeTiming {
+  int injections = 0;
+  double partial_s = 0, full_s = 0;
+  int mismatches = 0;  // injections whose logits differ in any bit
+};
+RecomputeTiming time_recompute(RecomputingTarget& target, int component, int injections,
+                               uint64_t seed);
+
 struct Cell {
   int component = 0;
   FaultModel fault;

@@ -458,30 +458,4 @@ Outcome DlrmTarget::inject(int component, std::span<const ElementFault> faults) 
   return classify(logits_partial(component, faults));
 }
 
-RecomputeTiming time_recompute(DlrmTarget& target, int component, int injections, uint64_t seed) {
-  std::vector<std::vector<ElementFault>> faults;
-  const FaultModel flip;
-  for (int i = 0; i < injections; ++i) {
-    Rng rng(trial_seed(seed, static_cast<uint64_t>(component), static_cast<uint64_t>(i)));
-    faults.push_back(
-        sample_faults(flip, DType::fp32, BitClass::any, target.elements(component), rng));
-  }
-  RecomputeTiming r;
-  r.injections = injections;
-  // Interleaved, so both paths see the same caches and clock.
-  using clock = std::chrono::steady_clock;
-  for (const auto& f : faults) {
-    const auto t0 = clock::now();
-    const std::vector<float> partial = target.logits_partial(component, f);
-    const auto t1 = clock::now();
-    const std::vector<float> full = target.logits_full(component, f);
-    const auto t2 = clock::now();
-    r.partial_s += std::chrono::duration<double>(t1 - t0).count();
-    r.full_s += std::chrono::duration<double>(t2 - t1).count();
-    // Bits, not values: NaN == NaN here, and -0 != +0.
-    r.mismatches += std::memcmp(full.data(), partial.data(), full.size() * sizeof(float)) != 0;
-  }
-  return r;
-}
-
 }  // namespace paralab::pvf

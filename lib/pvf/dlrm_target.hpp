@@ -80,7 +80,7 @@ struct TrainingSummary {
 TrainingSummary train_dlrm(dlrm::Dlrm& model, dlrm::SyntheticClicks& data,
                            const DlrmTraining& training, const dlrm::Batch& eval);
 
-class DlrmTarget : public Target {
+class DlrmTarget : public RecomputingTarget {
  public:
   // Keeps the model's current FP32 parameters as the master copy.
   DlrmTarget(dlrm::Dlrm& model, dlrm::Batch eval, double ctr_threshold,
@@ -94,8 +94,8 @@ class DlrmTarget : public Target {
 
   // The logits under the faults by partial recomputation, and by a full
   // forward (Dlrm::forward) of the corrupted model; both restore it.
-  std::vector<float> logits_partial(int component, std::span<const ElementFault> faults);
-  std::vector<float> logits_full(int component, std::span<const ElementFault> faults);
+  std::vector<float> logits_partial(int component, std::span<const ElementFault> faults) override;
+  std::vector<float> logits_full(int component, std::span<const ElementFault> faults) override;
   std::span<const float> clean_logits() const { return clean_logits_; }
   Outcome classify(std::span<const float> logits) const;
   int samples() const { return eval_.size; }
@@ -159,16 +159,5 @@ class DlrmTarget : public Target {
   std::vector<int32_t> affected_;
   std::vector<Change> changes_;
 };
-
-// Partial against full recomputation: `injections` single FP32 flips (any
-// bit) of a component drawn from `seed`, each evaluated by logits_partial and
-// by logits_full (timed apart), their logits compared bit for bit. The
-// target must be prepared for FP32.
-struct RecomputeTiming {
-  int injections = 0;
-  double partial_s = 0, full_s = 0;
-  int mismatches = 0;  // injections whose logits differ in any bit
-};
-RecomputeTiming time_recompute(DlrmTarget& target, int component, int injections, uint64_t seed);
 
 }  // namespace paralab::pvf

@@ -45,7 +45,7 @@
 #include "model/data.hpp"
 #include "model/model.hpp"
 #include "pvf/campaign.hpp"
-#include "pvf/dlrm_target.hpp"  // RecomputeTiming
+#include "pvf/dlrm_target.hpp"
 
 namespace paralab::pvf {
 
@@ -107,7 +107,7 @@ TransformerTrainingSummary train_transformer(model::Model& model, const model::M
 // no training step uses).
 model::SampledBatch transformer_eval_set(const model::MarkovSource& data, int sequences, int seq);
 
-class TransformerTarget : public Target {
+class TransformerTarget : public RecomputingTarget {
  public:
   // Keeps the model's current FP32 parameters as the master copy. The model
   // must use Precision::fp32 (std::invalid_argument otherwise).
@@ -122,8 +122,8 @@ class TransformerTarget : public Target {
 
   // Logits [n, vocab] under the faults by partial recomputation, and by a
   // full Model::evaluate of the corrupted model; both restore it.
-  std::vector<float> logits_partial(int component, std::span<const ElementFault> faults);
-  std::vector<float> logits_full(int component, std::span<const ElementFault> faults);
+  std::vector<float> logits_partial(int component, std::span<const ElementFault> faults) override;
+  std::vector<float> logits_full(int component, std::span<const ElementFault> faults) override;
   std::span<const float> clean_logits() const { return clean_logits_; }
   double clean_loss() const { return clean_loss_; }
   Outcome classify(std::span<const float> logits) const;
@@ -187,11 +187,5 @@ class TransformerTarget : public Target {
 // Mean cross-entropy (nats) of logits [n, vocab] against targets, in double.
 double mean_cross_entropy(std::span<const float> logits, std::span<const int32_t> targets,
                           int vocab);
-
-// As time_recompute of the DLRM target: `injections` single FP32 flips (any
-// bit) of a component, partial against full recomputation, compared bit for
-// bit. The target must be prepared for FP32.
-RecomputeTiming time_recompute(TransformerTarget& target, int component, int injections,
-                               uint64_t seed);
 
 }  // namespace paralab::pvf
